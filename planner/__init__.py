@@ -1,0 +1,14 @@
+"""planner: place AI inference workloads across on-prem, edge and public cloud (Cloud 3.0).
+
+Public API (the CLI is a thin shell over these):
+
+- :func:`load_scenario` - read, patch (variant), validate and resolve a scenario file;
+- :func:`solve` - build and solve the placement MILP, returning a :class:`PlacementResult`;
+- :func:`verify` - recompute every constraint and the cost of a result from its placement.
+"""
+
+__version__ = "0.1.0"
+
+from .api import load_scenario, solve, verify  # noqa: E402
+
+__all__ = ["load_scenario", "solve", "verify", "__version__"]

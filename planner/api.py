@@ -1,0 +1,137 @@
+"""Library API. The CLI is a thin shell over these functions."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .candidates import CandidateSet, build_candidates
+from .catalog import load_catalog
+from .consistency import Resolved, check
+from .errors import InfeasibleError, NoPlanError
+from .loader import load_raw
+from .model import build_model
+from .results import PlacementResult, build_result, plan_from_model
+from .solve import SolveOptions, solve_model
+
+#: ``auto`` picks the exact replica formulation up to this many candidate triples.
+AUTO_REPLICA_MAX_TRIPLES = 400
+
+
+def load_scenario(path: str | Path, variant: str | None = None, catalog_dir: Path | None = None) -> Resolved:
+    """Read, patch (variant), validate and resolve a scenario against the catalogs."""
+    loaded = load_raw(path, variant)
+    return check(loaded, load_catalog(catalog_dir))
+
+
+def explain_no_candidates(cs: CandidateSet) -> list[str]:
+    """Why workloads or user regions have nothing to run on, from the pruning reasons."""
+    out = []
+    by_w = cs.by_workload()
+    for w in cs.res.scenario.workloads:
+        excl = [e for e in cs.exclusions if e.workload == w.id]
+        if not by_w[w.id]:
+            reasons = sorted({e.reason for e in excl})
+            out.append(f"workload {w.id} has no candidate (site, offer): " + "; ".join(reasons[:6])
+                       + (f" (and {len(reasons) - 6} more)" if len(reasons) > 6 else ""))
+            continue
+        sites_with_offers = {c.site for c in by_w[w.id]}
+        for u, sites in cs.routes.get(w.id, {}).items():
+            if not set(sites) & sites_with_offers:
+                reasons = sorted({e.reason for e in excl if e.user_region == u})
+                out.append(f"workload {w.id}: users in {u} can reach no site that can run {w.model}: "
+                           + ("; ".join(reasons[:4]) if reasons else "the reachable sites have no offer the model fits"))
+        if w.redundancy.mode == "n_plus_1" and len(sites_with_offers) < 2:
+            out.append(f"workload {w.id} needs N+1 site redundancy but has only {len(sites_with_offers)} candidate site")
+    return out
+
+
+def _choose_integrality(cs: CandidateSet, integrality: str) -> str:
+    if integrality != "auto":
+        return integrality
+    return "replica" if len(cs.triples) <= AUTO_REPLICA_MAX_TRIPLES else "pooled"
+
+
+def solve(res: Resolved, options: SolveOptions | None = None, integrality: str = "auto",
+          progress=None) -> PlacementResult:
+    """Build and solve the placement MILP. Raises InfeasibleError (with the first explanation)
+    when there is no plan, NoPlanError when none was found within the limits."""
+    opts = options or SolveOptions()
+    say = progress or (lambda msg: None)
+    t0 = time.monotonic()
+    cs = build_candidates(res)
+    say(f"candidates: {len(cs.triples)} (workload, site, offer) triples, {len(cs.exclusions)} pairs pruned")
+    reasons = explain_no_candidates(cs)
+    if reasons:
+        raise InfeasibleError(reasons[0], reasons)
+    form = _choose_integrality(cs, integrality)
+    m = build_model(cs, form)
+    say(f"model ({form}): {len(m.prob.variables())} variables, {len(m.prob.constraints)} constraints "
+        f"built in {time.monotonic() - t0:.2f} s")
+    outcome = solve_model(m, opts)
+    say(f"solve: {outcome.status} ({outcome.model_status}) in {outcome.time_s:.2f} s")
+    if outcome.status == "infeasible":
+        raise InfeasibleError("the scenario has no plan that meets every constraint: " + _infeasible_hint(cs),
+                              [_infeasible_hint(cs)])
+    if outcome.status == "no_plan":
+        raise NoPlanError(f"no plan found within {opts.time_limit_s:g} s ({outcome.model_status}); "
+                          "raise --time-limit or use --integrality pooled")
+    rounding = None
+    final_m, final_outcome, plan = m, outcome, plan_from_model(m)
+    if form == "pooled":
+        final_m, final_outcome, plan, rounding = _round_pooled(cs, m, outcome, opts, t0, say)
+    return build_result(cs, final_m, plan, final_outcome, opts, form, rounding)
+
+
+def _infeasible_hint(cs: CandidateSet) -> str:
+    s = cs.res.scenario
+    hints = []
+    for w in s.workloads:
+        if w.redundancy.mode == "n_plus_1":
+            hints.append(f"{w.id} needs N+1 across its {len({c.site for c in cs.triples if c.workload == w.id})} "
+                         f"candidate sites")
+    declared = [sid for sid, site in cs.res.sites.items() if site.declared]
+    if declared:
+        hints.append("power budgets / owned GPU inventory at " + ", ".join(declared))
+    if any(site.quota_gpus for site in cs.res.sites.values()):
+        hints.append("cloud GPU quotas")
+    if "on_demand" not in s.policies.pricing_models:
+        hints.append("on-demand pricing is not allowed, so no elastic capacity can absorb peaks")
+    return "check " + "; ".join(hints) if hints else "capacity cannot meet demand under the constraints"
+
+
+def _round_pooled(cs: CandidateSet, m, outcome, opts: SolveOptions, t0: float, say):
+    """Turn pooled allocations into whole replicas per workload: re-solve the exact replica form
+    restricted to the (site, offer) pairs the pooled plan uses, warm-started; report what it adds."""
+    used = {(w, sid, oid) for (w, sid, oid, _tau, _t), v in m.r.items() if (v.varValue or 0) > 1e-7}
+    used |= {(w, sid, oid) for (w, _k, sid, oid, _t), v in m.y.items() if (v.varValue or 0) > 1e-9}
+    sub = CandidateSet(res=cs.res, loads=cs.loads, triples=[c for c in cs.triples if c.key in used],
+                       routes=cs.routes, rtt=cs.rtt, egress=cs.egress, exclusions=cs.exclusions)
+    rm = build_model(sub, "replica")
+    remaining = max(5.0, opts.time_limit_s - (time.monotonic() - t0))
+    ropts = SolveOptions(**{**opts.__dict__, "time_limit_s": remaining})
+    rout = solve_model(rm, ropts)
+    say(f"rounding to whole replicas: {rout.status} in {rout.time_s:.2f} s")
+    pooled_obj = outcome.objective
+    if rout.status in ("optimal", "feasible"):
+        added = (rout.objective or 0.0) - (pooled_obj or 0.0)
+        rounding = {"pooled_objective": pooled_obj, "pooled_bound": outcome.bound, "rounded_objective": rout.objective,
+                    "added_usd_per_month": round(added, 4),
+                    "method": "replica MILP restricted to the pooled plan's (workload, site, offer) support"}
+        # the honest bound for the rounded plan is the pooled relaxation's bound
+        rout.bound = outcome.bound
+        if rout.objective and outcome.bound is not None:
+            rout.gap = max(0.0, (rout.objective - outcome.bound) / max(abs(rout.objective), 1e-9))
+            if rout.gap > opts.gap + 1e-9:
+                rout.status = "feasible"
+        return rm, rout, plan_from_model(rm), rounding
+    # fall back: ceil the pooled replicas (always feasible for capacity; may exceed a bound,
+    # which verify reports)
+    raise NoPlanError("rounding the pooled plan to whole replicas found no plan within the time left; "
+                      "raise --time-limit or use --integrality replica")
+
+
+def verify(res: Resolved, result: PlacementResult):
+    from .verify import verify_result
+
+    return verify_result(res, result)

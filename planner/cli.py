@@ -1,0 +1,173 @@
+"""Thin click shell: parse options, call the library API, map errors to exit codes.
+
+Exit codes: 0 ok, 1 infeasible / no plan / verification failed, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import InputError, PlannerError
+
+EXIT_BAD_INPUT = 2
+
+
+def _err(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+def guarded(fn):
+    """Map every error to a message and an exit code; never show a traceback unless --debug."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        debug = kwargs.get("debug", False)
+        try:
+            return fn(*args, **kwargs)
+        except PlannerError as exc:
+            _err(f"error: {exc}" if not isinstance(exc, InputError) else str(exc))
+            reasons = getattr(exc, "reasons", None)
+            if reasons and len(reasons) > 1:
+                for r in reasons[1:6]:
+                    _err(f"  also: {r}")
+            sys.exit(exc.exit_code)
+        except click.exceptions.Exit:
+            raise
+        except (click.ClickException, click.Abort):
+            raise
+        except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback for users
+            if debug:
+                raise
+            _err(f"internal error: {type(exc).__name__}: {exc}\n(run again with --debug for the traceback and "
+                 "please report it)")
+            sys.exit(70)
+
+    return wrapper
+
+
+def scenario_options(fn):
+    fn = click.option("--variant", default=None, help="apply a named variant (best, expected, stress, ...)")(fn)
+    fn = click.option("--debug", is_flag=True, hidden=True)(fn)
+    fn = click.argument("scenario", type=click.Path(path_type=Path))(fn)
+    return fn
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="planner")
+def main():
+    """planner - place AI inference across on-prem racks, edge nodes and public cloud."""
+
+
+@main.command()
+def schema():
+    """Print the JSON Schema of the scenario file."""
+    from .schema import scenario_json_schema
+
+    click.echo(json.dumps(scenario_json_schema(), indent=2, sort_keys=True))
+
+
+@main.command()
+@scenario_options
+@click.option("--all-variants", is_flag=True, help="also validate every variant of the scenario")
+@guarded
+def validate(scenario: Path, variant: str | None, debug: bool, all_variants: bool):
+    """Check a scenario file against the schema and the catalogs (exit 0 ok, 2 bad input)."""
+    from .api import load_scenario
+    from .report import scenario_summary
+
+    res = load_scenario(scenario, variant)
+    click.echo(scenario_summary(res))
+    if all_variants:
+        for name in res.scenario.variants:
+            load_scenario(scenario, name)
+            click.echo(f"variant {name}: ok")
+    for w in res.warnings:
+        _err(f"warning: {w}")
+
+
+@main.command()
+@scenario_options
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None, help="write result.json, report.md, CSVs here")
+@click.option("--solver", type=click.Choice(["highs", "cbc"]), default="highs", show_default=True)
+@click.option("--time-limit", type=float, default=60.0, show_default=True, help="wall-clock seconds for the whole solve")
+@click.option("--gap", type=float, default=0.005, show_default=True, help="relative MIP gap to prove (0.005 = 0.5 %)")
+@click.option("--threads", type=int, default=None)
+@click.option("--integrality", type=click.Choice(["auto", "replica", "pooled"]), default="auto", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "md"]), default="table", show_default=True)
+@click.option("--quiet", is_flag=True, help="no progress on stderr")
+@guarded
+def solve(scenario: Path, variant, debug, out_dir, solver, time_limit, gap, threads, integrality, fmt, quiet):
+    """Build and solve the placement MILP; print a summary, write outputs with --out."""
+    from . import api
+    from .report import print_summary, render_markdown, write_outputs
+    from .solve import SolveOptions
+
+    if time_limit <= 0 or not (0 <= gap < 1):
+        raise InputError("--time-limit must be > 0 and --gap in [0, 1)", file="(command line)")
+    say = (lambda m: None) if quiet else (lambda m: click.echo(f"[planner] {m}", err=True))
+    res = api.load_scenario(scenario, variant)
+    say(f"scenario {res.scenario.name} ({variant or 'base'}): {len(res.scenario.workloads)} workloads, "
+        f"{len(res.sites)} sites")
+    opts = SolveOptions(solver=solver, time_limit_s=time_limit, gap=gap, threads=threads)
+    result = api.solve(res, opts, integrality=integrality, progress=say)
+    from .verify import verify_result
+
+    report = verify_result(res, result)
+    result.data["failover"] = report.failover
+    result.data["verification"] = {"ok": report.ok, "violations": report.violations[:50]}
+    if out_dir is not None:
+        write_outputs(result, out_dir)
+        say(f"wrote {out_dir}/result.json, report.md and CSVs")
+    if fmt == "json":
+        click.echo(result.to_json(), nl=False)
+    elif fmt == "md":
+        click.echo(render_markdown(result))
+    else:
+        print_summary(result)
+    if not report.ok:
+        _err("error: the plan failed independent verification:\n  " + "\n  ".join(report.violations[:20]))
+        sys.exit(1)
+
+
+@main.command()
+@scenario_options
+@click.argument("result_path", metavar="RESULT", type=click.Path(path_type=Path))
+@guarded
+def verify(scenario: Path, variant, debug, result_path: Path):
+    """Independently re-check a result.json against its scenario (exit 1 on any violation)."""
+    from . import api
+    from .results import PlacementResult
+
+    if result_path.is_dir():
+        result_path = result_path / "result.json"
+    if not result_path.exists():
+        raise InputError(f"{result_path}: result file not found. To fix: pass the result.json written by "
+                         "`planner solve --out DIR`", file=str(result_path))
+    try:
+        result = PlacementResult.read(result_path)
+    except (ValueError, KeyError) as exc:
+        raise InputError(f"{result_path}: not a planner result.json ({exc})", file=str(result_path)) from None
+    variant = variant or result.data.get("scenario", {}).get("variant")
+    res = api.load_scenario(scenario, variant)
+    report = api.verify(res, result)
+    for w in report.warnings:
+        click.echo(f"warning: {w}")
+    for f in report.failover:
+        if f.get("unserved_user_regions"):
+            click.echo(f"failover: losing {f['lost_site']} in slot {f['slot']} leaves {f['workload']} users in "
+                       f"{', '.join(f['unserved_user_regions'])} unserved within the SLO")
+    if report.ok:
+        click.echo(f"ok: {result_path} satisfies every constraint; cost {report.recomputed_cost:,.2f} USD/month "
+                   f"matches the result")
+        return
+    _err("verification failed:\n  " + "\n  ".join(report.violations))
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

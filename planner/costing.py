@@ -1,0 +1,232 @@
+"""Cost, power and carbon of a plan, computed from the placement alone.
+
+A plan is four tables (lists of dicts): ``instances`` (site, offer, tier, slot or None for
+baseline tiers, count), ``replicas`` (workload, site, offer, tier, slot, replicas), ``serving``
+(workload, class, site, offer, slot, rps) and ``routes`` (workload, user_region, site, share).
+The report and ``planner verify`` both price a plan with these functions; neither reads solver
+values.
+
+Attribution: the cost of shared instances at a (site, offer, tier, slot) is split between the
+workloads by the GPUs their replicas occupy there (idle capacity by the same proportion);
+electricity and a site's fixed cost by the workloads' GPU-hours at that site; egress belongs to
+the workload whose responses or data cross.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from .consistency import Offer, Resolved
+from .demand import WorkloadLoad, hours_per_month_of_slot
+from .model import CLOUD_HOST_OVERHEAD, CLOUD_PUE, gpu_kw_factor
+from .topology import egress as egress_price
+
+BASELINE = ("owned", "bought", "reserved")
+
+
+@dataclass
+class Plan:
+    instances: list[dict] = field(default_factory=list)
+    replicas: list[dict] = field(default_factory=list)
+    serving: list[dict] = field(default_factory=list)
+    routes: list[dict] = field(default_factory=list)
+
+
+def offer_index(res: Resolved) -> dict[tuple[str, str], Offer]:
+    return {(sid, o.id): o for sid, site in res.sites.items() for o in site.offers}
+
+
+def slot_month_hours(res: Resolved) -> dict[str, float]:
+    hpm = res.scenario.policies.hours_per_month
+    return {t.id: hours_per_month_of_slot(t, hpm) for t in res.scenario.time_slots}
+
+
+def gpus_in_use(plan: Plan, offers: dict) -> dict[tuple[str, str, str, str], float]:
+    """(site, offer, tier, slot) -> GPUs occupied by replicas."""
+    out: dict[tuple, float] = defaultdict(float)
+    for r in plan.replicas:
+        out[(r["site"], r["offer"], r["tier"], r["slot"])] += r["gpus"]
+    return out
+
+
+def installed_baseline(plan: Plan) -> dict[tuple[str, str, str], float]:
+    return {(i["site"], i["offer"], i["tier"]): i["count"] for i in plan.instances if i["tier"] in BASELINE}
+
+
+def site_power_kw(res: Resolved, plan: Plan, offers: dict) -> dict[tuple[str, str], float]:
+    """Facility kW per declared site and slot: f_o (phi installed + (1 - phi) used)."""
+    used: dict[tuple, float] = defaultdict(float)
+    for r in plan.replicas:
+        if res.sites[r["site"]].declared:
+            used[(r["site"], r["offer"], r["slot"])] += r["gpus"]
+    inst: dict[tuple, float] = defaultdict(float)
+    for i in plan.instances:
+        if i["tier"] in ("owned", "bought"):
+            inst[(i["site"], i["offer"])] += i["count"] * offers[(i["site"], i["offer"])].gpus
+    out: dict[tuple, float] = {}
+    slots = [t.id for t in res.scenario.time_slots]
+    for sid, site in res.sites.items():
+        if not site.declared:
+            continue
+        offs = [o for o in site.offers]
+        if not any(inst.get((sid, o.id)) or any(used.get((sid, o.id, t)) for t in slots) for o in offs):
+            continue
+        phi = site.idle_power_fraction
+        for t in slots:
+            out[(sid, t)] = sum(
+                gpu_kw_factor(site, o) * (phi * inst.get((sid, o.id), 0.0) + (1 - phi) * used.get((sid, o.id, t), 0.0))
+                for o in offs
+            )
+    return out
+
+
+def cloud_power_kw(res: Resolved, plan: Plan, offers: dict) -> dict[tuple[str, str], float]:
+    """Estimated kW drawn by GPUs in use at cloud sites (for carbon reporting only)."""
+    out: dict[tuple, float] = defaultdict(float)
+    for r in plan.replicas:
+        site = res.sites[r["site"]]
+        if site.declared:
+            continue
+        o = offers[(r["site"], r["offer"])]
+        out[(r["site"], r["slot"])] += (o.tdp_watts or 0.0) / 1000.0 * r["gpus"] * (1 + CLOUD_HOST_OVERHEAD) * CLOUD_PUE
+    return dict(out)
+
+
+def response_gb(res: Resolved, loads: dict[str, WorkloadLoad], w: str, u: str) -> float:
+    pol = res.scenario.policies
+    wk = res.scenario.workload(w)
+    by_q = {q.id: q for q in wk.query_classes}
+    total = 0.0
+    for (k, uu), n in loads[w].requests_per_month.items():
+        if uu == u and k in by_q:
+            total += n * (by_q[k].output_tokens * pol.bytes_per_output_token + pol.response_overhead_bytes)
+    return total / 1e9
+
+
+def site_shares(res: Resolved, loads: dict[str, WorkloadLoad], plan: Plan, w: str) -> dict[str, float]:
+    """Share of w's requests served at each site (routes by request volume; batch by requests done)."""
+    wk = res.scenario.workload(w)
+    wl = loads[w]
+    out: dict[str, float] = defaultdict(float)
+    if wk.is_batch:
+        hours = {t.id: t.hours for t in res.scenario.time_slots}
+        total = sum(wl.batch_requests_per_day.values())
+        for s in plan.serving:
+            if s["workload"] == w and "~" not in s["class"]:
+                out[s["site"]] += s["rps"] * 3600.0 * hours[s["slot"]] / total
+        return dict(out)
+    vol: dict[str, float] = defaultdict(float)
+    for (_k, u), n in wl.requests_per_month.items():
+        vol[u] += n
+    total = sum(vol.values())
+    if total <= 0:
+        return {}
+    for r in plan.routes:
+        if r["workload"] == w:
+            out[r["site"]] += r["share"] * vol.get(r["user_region"], 0.0) / total
+    return dict(out)
+
+
+def cost_lines(res: Resolved, loads: dict[str, WorkloadLoad], plan: Plan) -> list[dict]:
+    """Every monthly cost of the plan as lines (site, provider, workload, tier, kind, usd_per_month).
+
+    kinds: compute (reserved / on_demand / spot instance-hours), capex (bought GPUs' annuity),
+    owned_sunk (owned GPUs' amortised cost, not a decision), electricity, fixed (open site),
+    egress_response, egress_data.
+    """
+    pol = res.scenario.policies
+    hpm = pol.hours_per_month
+    H = slot_month_hours(res)
+    offers = offer_index(res)
+    lines: list[dict] = []
+    use = gpus_in_use(plan, offers)
+    # GPU-hours per (site, offer, tier, slot) per workload, for attribution
+    share: dict[tuple, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for r in plan.replicas:
+        share[(r["site"], r["offer"], r["tier"], r["slot"])][r["workload"]] += r["gpus"]
+
+    def split(key_site, key_offer, tier, slots, usd, kind):
+        """Attribute usd over workloads by GPU occupancy in the given slots (weighted by hours)."""
+        weights: dict[str, float] = defaultdict(float)
+        for t in slots:
+            for w, g in share.get((key_site, key_offer, tier, t), {}).items():
+                weights[w] += g * H[t]
+        total = sum(weights.values())
+        site = res.sites[key_site]
+        if total <= 0:
+            lines.append(_line(site, "", tier, kind, usd, key_offer))
+            return
+        for w, g in sorted(weights.items()):
+            lines.append(_line(site, w, tier, kind, usd * g / total, key_offer))
+
+    slots = list(H)
+    for i in plan.instances:
+        if i["count"] <= 0:
+            continue
+        o = offers[(i["site"], i["offer"])]
+        tier = i["tier"]
+        if tier == "reserved":
+            split(i["site"], i["offer"], tier, slots, i["count"] * (o.reserved_usd_hr or 0.0) * hpm, "compute")
+        elif tier == "bought":
+            split(i["site"], i["offer"], tier, slots, i["count"] * o.buy_usd_per_gpu_month, "capex")
+        elif tier in ("on_demand", "spot"):
+            price = o.ondemand_usd_hr if tier == "on_demand" else o.spot_usd_hr
+            split(i["site"], i["offer"], tier, [i["slot"]], i["count"] * (price or 0.0) * H[i["slot"]], "compute")
+    # owned GPUs: sunk, whether used or not
+    for _sid, site in sorted(res.sites.items()):
+        for o in site.offers:
+            if o.owned and o.owned_usd_per_gpu_hour:
+                lines.append(_line(site, "", "owned", "owned_sunk", o.owned * o.owned_usd_per_gpu_hour * hpm, o.id))
+    # electricity and fixed cost by GPU-hours at the site
+    power = site_power_kw(res, plan, offers)
+    site_gpuh: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for r in plan.replicas:
+        site_gpuh[r["site"]][r["workload"]] += r["gpus"] * H[r["slot"]]
+    for (sid, t), kw in sorted(power.items()):
+        usd = kw * H[t] * res.sites[sid].electricity_usd_per_kwh
+        _split_site(lines, res.sites[sid], site_gpuh.get(sid, {}), "", "electricity", usd)
+    open_sites = sorted({sid for (sid, _t) in power})
+    for sid in open_sites:
+        fixed = res.sites[sid].fixed_usd_per_month
+        if fixed:
+            _split_site(lines, res.sites[sid], site_gpuh.get(sid, {}), "", "fixed", fixed)
+    # egress
+    for r in plan.routes:
+        gb = response_gb(res, loads, r["workload"], r["user_region"]) * r["share"]
+        site = res.sites[r["site"]]
+        usd = gb * site.internet_egress_usd_per_gb
+        if usd:
+            lines.append(_line(site, r["workload"], "", "egress_response", usd, ""))
+    for w in res.scenario.workloads:
+        if not w.data_sources:
+            continue
+        shares = site_shares(res, loads, plan, w.id)
+        for ds in w.data_sources:
+            src = res.data_source_points[(w.id, ds.id)]
+            for sid, sh in sorted(shares.items()):
+                price = egress_price(res, src, res.sites[sid]).usd_per_gb
+                usd = ds.gb_per_month * sh * price
+                if usd:
+                    lines.append(_line(res.sites[sid], w.id, "", "egress_data", usd, ds.id))
+    del use
+    return lines
+
+
+def _line(site, workload: str, tier: str, kind: str, usd: float, item: str) -> dict:
+    return {"site": site.id, "provider": site.provider, "workload": workload, "tier": tier, "kind": kind,
+            "item": item, "usd_per_month": float(usd)}
+
+
+def _split_site(lines, site, gpuh: dict[str, float], tier: str, kind: str, usd: float) -> None:
+    total = sum(gpuh.values())
+    if total <= 0:
+        lines.append(_line(site, "", tier, kind, usd, ""))
+        return
+    for w, g in sorted(gpuh.items()):
+        lines.append(_line(site, w, tier, kind, usd * g / total, ""))
+
+
+def decision_cost(lines: list[dict]) -> float:
+    """The cost the optimiser minimises: every line except owned GPUs' sunk cost."""
+    return sum(ln["usd_per_month"] for ln in lines if ln["kind"] != "owned_sunk")

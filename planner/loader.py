@@ -1,0 +1,299 @@
+"""Read a scenario file, apply a variant, validate the shape.
+
+Errors come back as :class:`planner.errors.InputError` whose problems name the file, the path
+by id (``workloads[chat_eu].residency``), the bad value and the fix. No traceback ever reaches
+the user from here.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from .errors import InputError, Problem, did_you_mean
+from .schema import Scenario
+
+#: Field used as the key of each list's items when addressing them by id.
+LIST_KEYS = ("id", "user_region", "accelerator", "provider")
+
+
+@dataclass(frozen=True)
+class LoadedScenario:
+    """A validated scenario plus where it came from."""
+
+    scenario: Scenario
+    path: Path
+    content_hash: str
+    variant: str | None
+    raw: dict
+
+
+def _item_key(item: Any) -> str | None:
+    if isinstance(item, dict):
+        for key in LIST_KEYS:
+            if key in item and isinstance(item[key], str | int | float):
+                return str(item[key])
+    return None
+
+
+def format_loc(raw: Any, loc: tuple) -> str:
+    """Turn a pydantic location into a path by id: ``('workloads', 2, 'model')`` ->
+    ``workloads[chat_eu].model``, looking ids up in the raw document."""
+    out = ""
+    node = raw
+    for part in loc:
+        if isinstance(part, int) and isinstance(node, list):
+            item = node[part] if 0 <= part < len(node) else None
+            key = _item_key(item)
+            out += f"[{key}]" if key is not None else f"[{part}]"
+            node = item
+        else:
+            text = str(part)
+            # pydantic adds the union branch name ("list[str]", "literal['any','same_as_user']",
+            # "function-after[...]"); it means nothing to a user.
+            branch = "[" in text or text.startswith(("function-", "literal", "list", "str", "int", "float", "dict"))
+            if branch and (not isinstance(node, dict | list) or (isinstance(node, dict) and text not in node)):
+                continue
+            out += f".{text}" if out else text
+            node = node.get(part) if isinstance(node, dict) else None
+    return out
+
+
+_FIXES = {
+    "extra_forbidden": "remove this key or check its spelling against `planner schema`",
+    "missing": "add this required field",
+    "string_pattern_mismatch": "ids use lower-case letters, digits, '-' and '_', starting with a letter or digit",
+    "greater_than_equal": "use a value in the allowed range",
+    "less_than_equal": "use a value in the allowed range",
+    "greater_than": "use a value in the allowed range",
+    "literal_error": "use one of the allowed values",
+    "too_short": "add at least one item",
+}
+
+
+def _pydantic_problems(err: ValidationError, raw: dict, file: str, prefix: str = "") -> list[Problem]:
+    problems = []
+    for e in err.errors(include_url=False):
+        loc = tuple(e.get("loc", ()))
+        path = format_loc(raw, loc)
+        if prefix:
+            path = f"{prefix}{path}" if not path else f"{prefix}.{path}"
+        msg = e.get("msg", "invalid value")
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        etype = e.get("type", "")
+        fix = _FIXES.get(etype, "correct the value as described")
+        value = e.get("input") if etype not in ("missing",) else None
+        suggestion = None
+        if etype == "extra_forbidden" and loc:
+            parent_loc = loc[:-1]
+            model_fields = _fields_at(parent_loc)
+            suggestion = did_you_mean(str(loc[-1]), model_fields) if model_fields else None
+            value = None
+        if isinstance(value, dict | list) and len(repr(value)) > 120:
+            value = None
+        problems.append(Problem(file=file, path=path, message=msg, value=value, fix=fix, did_you_mean=suggestion))
+    return problems
+
+
+def _fields_at(loc: tuple) -> list[str]:
+    """Field names of the pydantic model at a location (for did-you-mean on unknown keys)."""
+    import typing
+
+    from pydantic import BaseModel
+
+    model: Any = Scenario
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return []
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return []
+        ann = field.annotation
+        # unwrap list[...] / X | None / dict[str, X]
+        for _ in range(3):
+            args = typing.get_args(ann)
+            if not args:
+                break
+            cand = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+            if cand:
+                ann = cand[0]
+                break
+            ann = args[-1]
+        model = ann
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def read_yaml(path: Path) -> tuple[dict, bytes]:
+    file = str(path)
+    if not path.exists():
+        raise InputError(Problem(file=file, path="", message="file not found", fix="check the path"))
+    if path.is_dir():
+        raise InputError(Problem(file=file, path="", message="is a directory, not a scenario file",
+                                 fix="pass the scenario's .yaml file"))
+    data = path.read_bytes()
+    try:
+        raw = yaml.safe_load(data)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InputError(Problem(file=file, path=where, message=f"not valid YAML: {problem}",
+                                 fix="correct the YAML syntax at that position (indentation, quotes, colons)")) from None
+    if not isinstance(raw, dict):
+        raise InputError(Problem(file=file, path="", message="a scenario must be a YAML mapping (key: value) at the top",
+                                 value=type(raw).__name__, fix="start the file with `name: my-scenario`"))
+    return raw, data
+
+
+# ----------------------------------------------------------------- variant patches
+_SEG = re.compile(r"^([a-z_][a-z0-9_]*)(?:\[([^\]]+)\])?$")
+
+
+def _parse_path(path: str) -> list[tuple[str, str | None]]:
+    segs = []
+    for part in path.split("."):
+        m = _SEG.match(part.strip())
+        if not m:
+            raise ValueError(f"bad path segment {part!r}; write name or name[id] or name[*]")
+        segs.append((m.group(1), m.group(2)))
+    return segs
+
+
+def _select(nodes: list[Any], seg: tuple[str, str | None], trail: str) -> list[Any]:
+    name, key = seg
+    out = []
+    holders = [n for n in nodes if isinstance(n, dict) and name in n]
+    if not holders:
+        keys = sorted({k for n in nodes if isinstance(n, dict) for k in n})
+        hint = did_you_mean(name, keys)
+        raise ValueError(f"{trail}{name}: no such field" + (f" (did you mean {hint!r}?)" if hint else ""))
+    # under a wildcard, items without the field (e.g. a batch workload's demand) are skipped
+    for node in holders:
+        child = node[name]
+        if key is None:
+            out.append(child)
+            continue
+        if isinstance(child, dict):  # e.g. variants, reserved_discount
+            items = list(child.items())
+            matched = [v for k, v in items if key in ("*", k)]
+            known = [k for k, _ in items]
+        elif isinstance(child, list):
+            matched = [it for it in child if key == "*" or _item_key(it) == key]
+            known = [k for k in (_item_key(it) for it in child) if k is not None]
+        else:
+            raise ValueError(f"{trail}{name} is not a list; drop [{key}]")
+        if not matched:
+            hint = did_you_mean(key, known)
+            raise ValueError(f"{trail}{name}[{key}]: no item with that id" + (f" (did you mean {hint!r}?)" if hint else "")
+                             + (f"; known: {', '.join(known[:12])}" if known and not hint else ""))
+        out.extend(matched)
+    return out
+
+
+def _apply_path_patch(raw: dict, path: str, multiply: float | None, set_value: Any) -> int:
+    """Apply one path patch in place; return how many values changed."""
+    segs = _parse_path(path)
+    parents = [raw]
+    trail = ""
+    for seg in segs[:-1]:
+        parents = _select(parents, seg, trail)
+        trail += seg[0] + (f"[{seg[1]}]" if seg[1] else "") + "."
+    last_name, last_key = segs[-1]
+    if last_key is not None:
+        raise ValueError(f"the last segment of a path must be a field, not {last_name}[{last_key}]")
+    changed = 0
+    for parent in parents:
+        if not isinstance(parent, dict):
+            raise ValueError(f"{trail}{last_name}: parent is not a mapping")
+        if set_value is not None:
+            parent[last_name] = copy.deepcopy(set_value)
+            changed += 1
+            continue
+        if last_name not in parent:
+            hint = did_you_mean(last_name, list(parent))
+            raise ValueError(f"{trail}{last_name}: field not set in the scenario, so there is nothing to multiply"
+                             + (f" (did you mean {hint!r}?)" if hint else "; use set instead"))
+        val = parent[last_name]
+        if isinstance(val, bool) or not isinstance(val, int | float | list):
+            raise ValueError(f"{trail}{last_name} is {type(val).__name__}, cannot multiply")
+        if isinstance(val, list):
+            if not all(isinstance(x, int | float) for x in val):
+                raise ValueError(f"{trail}{last_name} is a list of non-numbers, cannot multiply")
+            parent[last_name] = [x * multiply for x in val]
+        else:
+            new = val * multiply
+            parent[last_name] = int(round(new)) if isinstance(val, int) and last_name.endswith("tokens") else new
+        changed += 1
+    return changed
+
+
+def apply_variant(raw: dict, variant: str, file: str) -> dict:
+    """Return a copy of the raw scenario with the named variant's patches applied."""
+    variants = raw.get("variants") or {}
+    if not isinstance(variants, dict) or variant not in variants:
+        known = list(variants) if isinstance(variants, dict) else []
+        raise InputError(Problem(file=file, path=f"variants.{variant}", message="no such variant",
+                                 did_you_mean=did_you_mean(variant, known),
+                                 fix=f"use one of: {', '.join(known) or '(none defined)'}"))
+    out = copy.deepcopy(raw)
+    spec = variants[variant] or {}
+    patches = spec.get("patches", []) if isinstance(spec, dict) else []
+    problems = []
+    for i, patch in enumerate(patches):
+        where = f"variants.{variant}.patches[{i}]"
+        if not isinstance(patch, dict):
+            problems.append(Problem(file=file, path=where, message="a patch must be a mapping", fix="see the README's variants section"))
+            continue
+        try:
+            if "path" in patch:
+                _apply_path_patch(out, str(patch["path"]), patch.get("multiply"), patch.get("set"))
+            elif "price" in patch:
+                sel = dict(patch["price"] or {})
+                sel["factor"] = patch.get("multiply")
+                out.setdefault("price_multipliers", []).append(sel)
+            elif "lose_site" in patch:
+                out.setdefault("lost_sites", []).append(patch["lose_site"])
+        except ValueError as exc:
+            problems.append(Problem(file=file, path=f"{where}.path", message=str(exc), value=patch.get("path"),
+                                    fix="address fields by id as in workloads[chat_eu].demand[*].peak_rps"))
+    if problems:
+        raise InputError(problems)
+    return out
+
+
+def load_raw(path: str | Path, variant: str | None = None) -> LoadedScenario:
+    """Parse and validate the shape of a scenario file (no catalog checks)."""
+    path = Path(path)
+    file = str(path)
+    raw, data = read_yaml(path)
+    # validate the base document first so its errors point at the base, not a patched copy
+    try:
+        base = Scenario.model_validate(raw)
+    except ValidationError as err:
+        raise InputError(_pydantic_problems(err, raw, file)) from None
+    doc = raw
+    scenario = base
+    if variant is not None:
+        doc = apply_variant(raw, variant, file)
+        try:
+            scenario = Scenario.model_validate(doc)
+        except ValidationError as err:
+            probs = _pydantic_problems(err, doc, file)
+            for p in probs:
+                p.message = f"after applying variant {variant!r}: {p.message}"
+                p.fix = f"correct the patches of variants.{variant} ({p.fix})"
+            raise InputError(probs) from None
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    return LoadedScenario(scenario=scenario, path=path, content_hash=digest, variant=variant, raw=doc)

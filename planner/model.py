@@ -1,0 +1,520 @@
+"""The placement MILP (PuLP). One ``define_<family>()`` per constraint family, its maths in the
+docstring. Variables exist only for candidate triples and allowed routes (see candidates.py).
+
+Notation
+--------
+w workload, k load class of w (query class, or escalated from a smaller workload), u user region,
+s site, o offer (instance type at a site; on-prem: one GPU), t UTC slot, tau pricing tier.
+Baseline tiers (paid every hour of the month): owned, bought (on-prem), reserved (cloud).
+Burst tiers (paid per slot hour): on_demand, spot.
+
+- ``x[w,u,s]`` in [0,1]   share of w's traffic from u served at s
+- ``y[w,k,s,o,t]`` >= 0   requests/s of class k served on offer o at s in slot t
+- ``r[w,s,o,tau,t]`` >= 0 replicas of w's model (integer in the ``replica`` formulation,
+                          continuous in ``pooled``)
+- ``n[s,o,tau]`` integer  baseline instances (whole month), ``n[s,o,tau,t]`` burst instances
+- ``open[s]`` binary      declared (on-prem/edge) site open
+- ``used[w,s]`` binary    w has capacity at s (only with min_sites > 1)
+- ``T[w,t]``              total non-spot capacity of w (N+1 rows)
+- ``P[s,t]``              facility power (kW) at a declared site
+
+Parameters: rho[w,k,o] requests/s one replica sustains for class k (throughput model);
+g[w,o] GPUs per replica; G[o] GPUs per instance; L[w,k,u,t] peak GPU-bound rate; H_t hours a
+month slot t occurs (= slot hours x hours_per_month / 24).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import pulp
+
+from .candidates import BASELINE_TIERS, Candidate, CandidateSet
+from .demand import hours_per_month_of_slot
+
+#: Assumptions for the energy of cloud GPUs (carbon reporting / carbon term only).
+CLOUD_PUE = 1.2  # typical hyperscaler fleet PUE (Google ~1.10, Microsoft ~1.18, AWS ~1.15 reported 2023-24)
+CLOUD_HOST_OVERHEAD = 0.3  # host CPU/network/storage power as a fraction of GPU power (same as the site default)
+
+_NAME_BAD = re.compile(r"[^a-z0-9_]+")
+
+
+def clean(text: str) -> str:
+    """A PuLP-safe name fragment: lower case, [a-z0-9_] only."""
+    return _NAME_BAD.sub("_", text.lower()).strip("_")
+
+
+@dataclass
+class PlacementModel:
+    cs: CandidateSet
+    integrality: str  # "replica" or "pooled"
+    prob: pulp.LpProblem
+    x: dict = field(default_factory=dict)
+    y: dict = field(default_factory=dict)
+    r: dict = field(default_factory=dict)
+    n: dict = field(default_factory=dict)
+    open: dict = field(default_factory=dict)
+    used: dict = field(default_factory=dict)
+    T: dict = field(default_factory=dict)
+    P: dict = field(default_factory=dict)
+    #: cost expressions by (kind, site, workload or "") for the report
+    cost_terms: dict = field(default_factory=dict)
+    #: constraint name -> (family, readable label)
+    rows: dict = field(default_factory=dict)
+    cand: dict = field(default_factory=dict)  # (w, s, o) -> Candidate
+    offers: dict = field(default_factory=dict)  # (s, o) -> Offer
+    mix: dict = field(default_factory=dict)  # (w, s, o, t) -> requests/s of w's class mix per replica
+    slots: list = field(default_factory=list)
+    H: dict = field(default_factory=dict)  # slot -> hours per month
+
+    # ------------------------------------------------------------------ helpers
+    def add_row(self, family: str, label: str, expr: pulp.LpAffineExpression, sense: int, rhs: float) -> None:
+        name = f"{family}__{clean(label)}"
+        if name in self.rows:
+            i = 2
+            while f"{name}_{i}" in self.rows:
+                i += 1
+            name = f"{name}_{i}"
+        self.rows[name] = (family, label)
+        self.prob.addConstraint(pulp.LpConstraint(expr, sense=sense, rhs=rhs, name=name))
+
+    def var(self, store: dict, key, prefix: str, low=0.0, up=None, cat=pulp.LpContinuous) -> pulp.LpVariable:
+        v = pulp.LpVariable(f"{prefix}_{len(store)}", lowBound=low, upBound=up, cat=cat)
+        store[key] = v
+        return v
+
+    def replica_cat(self) -> str:
+        return pulp.LpInteger if self.integrality == "replica" else pulp.LpContinuous
+
+
+def _expr(pairs) -> pulp.LpAffineExpression:
+    return pulp.LpAffineExpression(pairs)
+
+
+# ====================================================================== variables
+def define_variables(m: PlacementModel) -> None:
+    """Create x, y, r, n, open, used, T, P only for allowed pairs (no W x S x O product)."""
+    cs = m.cs
+    s = cs.res.scenario
+    for c in cs.triples:
+        m.cand[c.key] = c
+        m.offers[(c.site, c.offer.id)] = c.offer
+    site_offers: dict[tuple[str, str], list[Candidate]] = defaultdict(list)
+    for c in cs.triples:
+        site_offers[(c.site, c.offer.id)].append(c)
+    for w in s.workloads:
+        for u, sites in cs.routes.get(w.id, {}).items():
+            for sid in sites:
+                m.var(m.x, (w.id, u, sid), "x", 0.0, 1.0)
+    for c in cs.triples:
+        wl = cs.loads[c.workload]
+        slots = wl.batch_slots if s.workload(c.workload).is_batch else m.slots
+        for t in m.slots:
+            for lc in wl.classes:
+                if c.rps[lc.key].rps > 0 and t in slots:
+                    m.var(m.y, (c.workload, lc.key, c.site, c.offer.id, t), "y")
+            for tau in c.tiers:
+                m.var(m.r, (c.workload, c.site, c.offer.id, tau, t), "r", cat=m.replica_cat())
+    for (sid, oid), cands in sorted(site_offers.items()):
+        c0 = cands[0]
+        o = c0.offer
+        tiers = sorted({tau for c in cands for tau in c.tiers})
+        for tau in tiers:
+            if tau in BASELINE_TIERS:
+                up = o.owned if tau == "owned" else (o.buyable if tau == "bought" else None)
+                m.var(m.n, (sid, oid, tau), "n", 0, up, pulp.LpInteger)
+            else:
+                for t in m.slots:
+                    m.var(m.n, (sid, oid, tau, t), "n", 0, None, pulp.LpInteger)
+    for sid, site in cs.res.sites.items():
+        if site.declared and any(k[0] == sid for k in site_offers):
+            m.var(m.open, sid, "open", 0, 1, pulp.LpBinary)
+            for t in m.slots:
+                m.var(m.P, (sid, t), "p", 0.0, None)
+
+
+# ====================================================================== constraints
+def define_serving(m: PlacementModel) -> None:
+    """Traffic shares and class split.
+
+    Route:  sum_s x[w,u,s] = 1                                     for every (w, u) with demand
+    Split:  sum_o y[w,k,s,o,t] = sum_u L[w,k,u,t] x[w,u,s]          for every (w, k, s, t)
+    Batch:  sum_{s,o,t in window} 3600 h_t y[w,k,s,o,t] = R_k       requests per day of class k
+    """
+    cs = m.cs
+    s = cs.res.scenario
+    y_by: dict[tuple, list] = defaultdict(list)
+    for (w, k, sid, _oid, t), v in m.y.items():
+        y_by[(w, k, sid, t)].append(v)
+    for w in s.workloads:
+        wl = cs.loads[w.id]
+        if w.is_batch:
+            slot_h = {t.id: t.hours for t in s.time_slots}
+            for lc in wl.classes:
+                pairs = [(v, 3600.0 * slot_h[t]) for (ww, k, _sid, _o, t), v in m.y.items() if ww == w.id and k == lc.key]
+                need = wl.batch_requests_per_day[lc.key]
+                if not pairs:
+                    m.add_row("serve", f"{w.id}__{lc.key}", _expr([]), pulp.LpConstraintEQ, need)
+                else:
+                    m.add_row("serve", f"{w.id}__{lc.key}", _expr(pairs), pulp.LpConstraintEQ, need)
+            continue
+        routes = cs.routes[w.id]
+        for u, sites in routes.items():
+            if sum(wl.peak_rps.get((lc.key, u, t), 0.0) for lc in wl.classes for t in m.slots) <= 0:
+                # no load from u: still route it (for egress/latency accounting) but allow anything
+                pass
+            m.add_row("route", f"{w.id}__{u}", _expr([(m.x[(w.id, u, sid)], 1.0) for sid in sites]),
+                      pulp.LpConstraintEQ, 1.0)
+        sites_of_w = sorted({sid for ss in routes.values() for sid in ss})
+        for sid in sites_of_w:
+            for lc in wl.classes:
+                for t in m.slots:
+                    pairs = [(v, 1.0) for v in y_by.get((w.id, lc.key, sid, t), [])]
+                    for u in routes:
+                        load = wl.peak_rps.get((lc.key, u, t), 0.0)
+                        if load > 0 and (w.id, u, sid) in m.x:
+                            pairs.append((m.x[(w.id, u, sid)], -load))
+                    if len(pairs) == 0:
+                        continue
+                    m.add_row("split", f"{w.id}__{lc.key}__{sid}__{t}", _expr(pairs), pulp.LpConstraintEQ, 0.0)
+
+
+def define_capacity(m: PlacementModel) -> None:
+    """Replicas carry the served load, class by class at its own throughput.
+
+    sum_k y[w,k,s,o,t] / rho[w,k,o] <= sum_{tau != spot} r[w,s,o,tau,t] + d * r[w,s,o,spot,t]
+
+    (d = spot derating). Each class may be served by a different accelerator: the split y is a
+    decision, per workload, class, site and slot.
+    """
+    d = m.cs.res.scenario.policies.spot.derating
+    y_by: dict[tuple, list] = defaultdict(list)
+    for (w, k, sid, oid, t), v in m.y.items():
+        y_by[(w, sid, oid, t)].append((k, v))
+    r_by: dict[tuple, list] = defaultdict(list)
+    for (w, sid, oid, tau, t), v in m.r.items():
+        r_by[(w, sid, oid, t)].append((tau, v))
+    for (w, sid, oid, t), rs in r_by.items():
+        c = m.cand[(w, sid, oid)]
+        pairs = [(v, 1.0 / c.rps[k].rps) for k, v in y_by.get((w, sid, oid, t), [])]
+        pairs += [(v, -(d if tau == "spot" else 1.0)) for tau, v in rs]
+        if len(pairs) == len(rs):
+            continue  # nothing to serve here in this slot
+        m.add_row("capacity", f"{w}__{oid}__{t}", _expr(pairs), pulp.LpConstraintLE, 0.0)
+
+
+def define_instances(m: PlacementModel) -> None:
+    """Whole instances hold the replicas placed on them (tensor-parallel sizes are powers of two
+    dividing the instance, so this aggregate packing is exact):
+
+    sum_w g[w,o] r[w,s,o,tau,t] <= G[o] n[s,o,tau]        baseline tiers, every slot t
+    sum_w g[w,o] r[w,s,o,tau,t] <= G[o] n[s,o,tau,t]      burst tiers
+    """
+    by: dict[tuple, list] = defaultdict(list)
+    for (w, sid, oid, tau, t), v in m.r.items():
+        c = m.cand[(w, sid, oid)]
+        by[(sid, oid, tau, t)].append((v, c.shape.gpus))
+    for (sid, oid, tau, t), pairs in sorted(by.items()):
+        nkey = (sid, oid, tau) if tau in BASELINE_TIERS else (sid, oid, tau, t)
+        nv = m.n[nkey]
+        m.add_row("instances", f"{oid}__{tau}__{t}", _expr(pairs + [(nv, -m.offers[(sid, oid)].gpus)]),
+                  pulp.LpConstraintLE, 0.0)
+
+
+def define_inventory(m: PlacementModel) -> None:
+    """Owned GPUs and buyable GPUs are variable bounds (n[s,o,owned] <= owned,
+    n[s,o,bought] <= buyable). Cloud quotas per site, accelerator and slot:
+
+    sum_{o of accelerator a} G[o] (n[s,o,reserved] + n[s,o,on_demand,t] + n[s,o,spot,t]) <= quota[s,a]
+    """
+    res = m.cs.res
+    by: dict[tuple, list] = defaultdict(list)
+    for key, v in m.n.items():
+        sid, oid = key[0], key[1]
+        o = m.offers[(sid, oid)]
+        if o.accelerator not in res.sites[sid].quota_gpus:
+            continue
+        for t in ([key[3]] if len(key) == 4 else m.slots):
+            by[(sid, o.accelerator, t)].append((v, o.gpus))
+    for (sid, acc, t), pairs in sorted(by.items()):
+        m.add_row("quota", f"{sid}__{acc}__{t}", _expr(pairs), pulp.LpConstraintLE,
+                  float(res.sites[sid].quota_gpus[acc]))
+
+
+def gpu_kw_factor(site, offer) -> float:
+    """Facility kW per GPU at full draw: board power x (1 + host_overhead) x PUE / 1000."""
+    return (offer.tdp_watts or 0.0) / 1000.0 * (1.0 + site.host_overhead) * site.pue
+
+
+def define_power(m: PlacementModel) -> None:
+    """Facility power per declared site and slot, and its budget:
+
+    P[s,t] = sum_o f_o ( phi (n[s,o,owned] + n[s,o,bought]) + (1 - phi) sum_{w,tau} g[w,o] r[w,s,o,tau,t] )
+    P[s,t] <= power_budget_kw[s]
+
+    f_o = board kW x (1 + host_overhead) x PUE; phi = idle_power_fraction (a powered GPU serving
+    nothing in the slot). Electricity is paid on P for the slot's hours.
+    """
+    res = m.cs.res
+    installed: dict[str, list] = defaultdict(list)
+    for key, v in m.n.items():
+        if key[2] in ("owned", "bought"):
+            installed[key[0]].append((v, m.offers[(key[0], key[1])]))
+    used: dict[tuple, list] = defaultdict(list)
+    for (w, sid, oid, _tau, t), v in m.r.items():
+        if (sid, t) in m.P:
+            used[(sid, t)].append((v, m.cand[(w, sid, oid)]))
+    for (sid, t), pv in sorted(m.P.items()):
+        site = res.sites[sid]
+        phi = site.idle_power_fraction
+        pairs = [(pv, -1.0)]
+        if phi > 0:
+            pairs += [(v, gpu_kw_factor(site, o) * phi) for v, o in installed[sid]]
+        pairs += [(v, gpu_kw_factor(site, c.offer) * (1.0 - phi) * c.shape.gpus) for v, c in used[(sid, t)]]
+        m.add_row("power_def", f"{sid}__{t}", _expr(pairs), pulp.LpConstraintEQ, 0.0)
+        m.add_row("power_cap", f"{sid}__{t}", _expr([(pv, 1.0)]), pulp.LpConstraintLE, float(site.power_budget_kw))
+
+
+def define_sites(m: PlacementModel) -> None:
+    """GPUs only at open declared sites: n[s,o,tau] <= N_o open[s], with N_o the owned or buyable
+    count (a valid big-M: the variable's own upper bound)."""
+    for key, v in m.n.items():
+        sid = key[0]
+        if sid not in m.open:
+            continue
+        ub = v.upBound
+        m.add_row("site_open", f"{key[1]}__{key[2]}", _expr([(v, 1.0), (m.open[sid], -float(ub))]),
+                  pulp.LpConstraintLE, 0.0)
+
+
+def class_mix(m: PlacementModel, w: str, t: str) -> dict[str, float]:
+    """Load of each of w's classes in slot t (requests/s; batch: requests/day), cached."""
+    key = (w, t)
+    if key not in m.mix:
+        wl = m.cs.loads[w]
+        if wl.batch_requests_per_day:
+            tot = dict(wl.batch_requests_per_day)
+        else:
+            tot = {lc.key: 0.0 for lc in wl.classes}
+            for (k, _u, tt), v in wl.peak_rps.items():
+                if tt == t:
+                    tot[k] += v
+        m.mix[key] = tot
+    return m.mix[key]
+
+
+def _mix_rps(m: PlacementModel, c: Candidate, t: str) -> float:
+    """Requests/s of w's slot-t class mix one replica carries: 1 / sum_k (share_k / rho_k), over
+    the classes this offer can serve (an aggregate, necessary condition only)."""
+    wl = m.cs.loads[c.workload]
+    tot = class_mix(m, c.workload, t)
+    z = sum(tot.values())
+    if z <= 0:
+        tot = {lc.key: lc.qclass.share for lc in wl.classes}
+        z = sum(tot.values())
+    inv = sum((tot[k] / z) / c.rps[k].rps for k in tot if c.rps[k].rps > 0)
+    return 1.0 / inv if inv > 0 else 0.0
+
+
+def define_redundancy(m: PlacementModel) -> None:
+    """N+1 site failover (aggregate, linear size) and a minimum number of sites.
+
+    cap[w,s,t] = sum_o mix[w,o,t] sum_{tau != spot} r[w,s,o,tau,t]
+    T[w,t]     = sum_s cap[w,s,t]
+    T[w,t] - cap[w,s,t] >= D[w,t]         for every candidate site s of w
+
+    D[w,t] = peak GPU-bound demand of w in slot t. This row is necessary, not sufficient, for
+    failover within the SLO; ``planner verify`` checks real failover with the routing LP.
+    min_sites: used[w,s] <= sum_{o,tau,t} r[w,s,o,tau,t];  sum_s used[w,s] >= min_sites.
+    """
+    cs = m.cs
+    s = cs.res.scenario
+    for w in s.workloads:
+        wl = cs.loads[w.id]
+        cands = [c for c in cs.triples if c.workload == w.id]
+        sites = sorted({c.site for c in cands})
+        if w.redundancy.mode == "n_plus_1" and not w.is_batch:
+            for t in m.slots:
+                D = wl.peak(t)
+                if D <= 0:
+                    continue
+                caps: dict[str, list] = defaultdict(list)
+                for c in cands:
+                    mix = _mix_rps(m, c, t)
+                    for tau in c.tiers:
+                        if tau != "spot":
+                            caps[c.site].append((m.r[(w.id, c.site, c.offer.id, tau, t)], mix))
+                T = m.var(m.T, (w.id, t), "tcap", 0.0)
+                allp = [(T, 1.0)] + [(v, -a) for lst in caps.values() for v, a in lst]
+                m.add_row("nplus1_total", f"{w.id}__{t}", _expr(allp), pulp.LpConstraintEQ, 0.0)
+                for sid in sites:
+                    pairs = [(T, 1.0)] + [(v, -a) for v, a in caps.get(sid, [])]
+                    m.add_row("nplus1", f"{w.id}__{sid}__{t}", _expr(pairs), pulp.LpConstraintGE, D)
+        if w.redundancy.min_sites > 1:
+            r_at: dict[str, list] = defaultdict(list)
+            for c in cands:
+                for tau in c.tiers:
+                    r_at[c.site].extend(m.r[(w.id, c.site, c.offer.id, tau, t)] for t in m.slots)
+            for sid in sites:
+                u = m.var(m.used, (w.id, sid), "used", 0, 1, pulp.LpBinary)
+                pairs = [(u, 1.0)] + [(v, -1.0) for v in r_at[sid]]
+                m.add_row("site_used", f"{w.id}__{sid}", _expr(pairs), pulp.LpConstraintLE, 0.0)
+            m.add_row("min_sites", w.id, _expr([(m.used[(w.id, sid)], 1.0) for sid in sites]),
+                      pulp.LpConstraintGE, float(w.redundancy.min_sites))
+
+
+def define_spot(m: PlacementModel) -> None:
+    """Spot counts at its derating d (in define_capacity) and is capped per workload and slot:
+
+    sum_{s,o} mix d r[w,s,o,spot,t] <= max_share * sum_{s,o,tau} mix e_tau r[w,s,o,tau,t]
+    """
+    pol = m.cs.res.scenario.policies.spot
+    d, cap = pol.derating, pol.max_share
+    by: dict[tuple, list] = defaultdict(list)
+    has_spot = set()
+    for (w, sid, oid, tau, t), v in m.r.items():
+        c = m.cand[(w, sid, oid)]
+        mix = _mix_rps(m, c, t)
+        eff = d if tau == "spot" else 1.0
+        coef = mix * eff * ((1.0 - cap) if tau == "spot" else -cap)
+        by[(w, t)].append((v, coef))
+        if tau == "spot":
+            has_spot.add((w, t))
+    for key in sorted(has_spot):
+        m.add_row("spot_cap", f"{key[0]}__{key[1]}", _expr(by[key]), pulp.LpConstraintLE, 0.0)
+
+
+# ====================================================================== objective
+def define_objective(m: PlacementModel) -> None:
+    """Monthly cost (USD):
+
+      sum n[s,o,reserved] p_res[o] x hours_per_month
+    + sum n[s,o,bought] annuity[o]
+    + sum_t n[s,o,tau,t] p_tau[o] H_t                       (on_demand, spot)
+    + sum open[s] fixed[s]
+    + sum_t P[s,t] H_t electricity[s]
+    + sum x[w,u,s] GB_resp[w,u] egress_internet[s]          (responses to users)
+    + sum share[w,s] GB_data[w,ds] egress[src(ds), s]       (data sources to serving sites)
+    + carbon weight x tCO2e + latency weight x sum x rtt rate  (optional)
+
+    Owned GPUs are sunk: reported as a fixed cost, not in the objective.
+    """
+    cs = m.cs
+    res = cs.res
+    s = res.scenario
+    pol = s.policies
+    hpm = pol.hours_per_month
+    terms: dict[tuple, list] = defaultdict(list)
+    for key, v in m.n.items():
+        sid, oid, tau = key[0], key[1], key[2]
+        o = m.offers[(sid, oid)]
+        if tau == "reserved":
+            terms[("compute", sid, tau)].append((v, (o.reserved_usd_hr or 0.0) * hpm))
+        elif tau == "bought":
+            terms[("capex", sid, tau)].append((v, o.buy_usd_per_gpu_month))
+        elif tau in ("on_demand", "spot"):
+            price = o.ondemand_usd_hr if tau == "on_demand" else o.spot_usd_hr
+            terms[("compute", sid, tau)].append((v, (price or 0.0) * m.H[key[3]]))
+    for sid, v in m.open.items():
+        fixed = res.sites[sid].fixed_usd_per_month
+        if fixed:
+            terms[("fixed", sid, "")].append((v, fixed))
+    for (sid, t), v in m.P.items():
+        terms[("electricity", sid, "")].append((v, m.H[t] * res.sites[sid].electricity_usd_per_kwh))
+    # response egress
+    for (w, u, sid), v in m.x.items():
+        gb = response_gb_per_month(cs, w, u)
+        price = res.sites[sid].internet_egress_usd_per_gb
+        if gb * price:
+            terms[("egress_response", sid, w)].append((v, gb * price))
+    # data-source egress
+    for w in s.workloads:
+        if not w.data_sources:
+            continue
+        shares = site_share_exprs(m, w.id)
+        for ds in w.data_sources:
+            for sid, pairs in shares.items():
+                e = cs.egress[(w.id, ds.id, sid)]
+                k = ds.gb_per_month * e.usd_per_gb
+                if k:
+                    terms[("egress_data", sid, w.id)].extend((v, a * k) for v, a in pairs)
+    obj = []
+    for key, pairs in terms.items():
+        m.cost_terms[key] = pairs
+        obj.extend(pairs)
+    if pol.carbon_usd_per_tonne > 0:
+        for (sid, t), v in m.P.items():
+            g = res.sites[sid].grid_gco2e_per_kwh or 0.0
+            obj.append((v, m.H[t] * g / 1e6 * pol.carbon_usd_per_tonne))
+        for (w, sid, oid, _tau, t), v in m.r.items():
+            site = res.sites[sid]
+            if site.declared:
+                continue
+            c = m.cand[(w, sid, oid)]
+            kw = (c.offer.tdp_watts or 0.0) / 1000.0 * c.shape.gpus * (1 + CLOUD_HOST_OVERHEAD) * CLOUD_PUE
+            obj.append((v, kw * m.H[t] * (site.grid_gco2e_per_kwh or 0.0) / 1e6 * pol.carbon_usd_per_tonne))
+    if pol.latency_usd_per_ms_per_rps > 0:
+        for (w, u, sid), v in m.x.items():
+            link = cs.rtt[(u, sid)]
+            rate = sum(val for (_k, uu, _t), val in cs.loads[w].mean_rps.items() if uu == u) / max(len(m.slots), 1)
+            obj.append((v, (link.rtt_ms or 0.0) * rate * pol.latency_usd_per_ms_per_rps))
+    m.prob.setObjective(_expr(obj))
+
+
+def response_gb_per_month(cs: CandidateSet, w: str, u: str) -> float:
+    """GB/month of responses to users in u: requests x (output tokens x bytes/token + overhead)."""
+    pol = cs.res.scenario.policies
+    wl = cs.loads[w]
+    wk = cs.res.scenario.workload(w)
+    by_q = {q.id: q for q in wk.query_classes}
+    total = 0.0
+    for (k, uu), n in wl.requests_per_month.items():
+        if uu != u or k not in by_q:
+            continue
+        total += n * (by_q[k].output_tokens * pol.bytes_per_output_token + pol.response_overhead_bytes)
+    return total / 1e9
+
+
+def site_share_exprs(m: PlacementModel, w: str) -> dict[str, list]:
+    """Linear expressions (as pair lists) of the share of w's requests served at each site."""
+    cs = m.cs
+    wk = cs.res.scenario.workload(w)
+    wl = cs.loads[w]
+    out: dict[str, list] = defaultdict(list)
+    if wk.is_batch:
+        total = sum(wl.batch_requests_per_day.values())
+        slot_h = {t.id: t.hours for t in cs.res.scenario.time_slots}
+        for (ww, k, sid, _o, t), v in m.y.items():
+            if ww == w and not k.count("~"):
+                out[sid].append((v, 3600.0 * slot_h[t] / total))
+        return out
+    vol = {u: sum(n for (_k, uu), n in wl.requests_per_month.items() if uu == u) for u in cs.routes[w]}
+    total = sum(vol.values())
+    if total <= 0:
+        return out
+    for (ww, u, sid), v in m.x.items():
+        if ww == w and vol.get(u, 0.0) > 0:
+            out[sid].append((v, vol[u] / total))
+    return out
+
+
+FAMILIES = (define_serving, define_capacity, define_instances, define_inventory, define_power, define_sites,
+            define_redundancy, define_spot)
+
+
+def build_model(cs: CandidateSet, integrality: str = "replica") -> PlacementModel:
+    """Build the MILP for a candidate set in the chosen integrality formulation."""
+    if integrality not in ("replica", "pooled"):
+        raise ValueError(f"integrality must be replica or pooled, not {integrality!r}")
+    s = cs.res.scenario
+    prob = pulp.LpProblem(clean(f"placement_{s.name}"), pulp.LpMinimize)
+    m = PlacementModel(cs=cs, integrality=integrality, prob=prob)
+    m.slots = [t.id for t in s.time_slots]
+    m.H = {t.id: hours_per_month_of_slot(t, s.policies.hours_per_month) for t in s.time_slots}
+    define_variables(m)
+    for family in FAMILIES:
+        family(m)
+    define_objective(m)
+    return m

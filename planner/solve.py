@@ -1,0 +1,304 @@
+"""Solve the placement MILP and say honestly what the solver proved.
+
+HiGHS (default) is driven through highspy directly: the PuLP problem is copied into a highspy
+model in bulk (CSR rows), so that limits, a starting solution and HiGHS's own model status,
+dual bound and MIP gap are in our hands. PuLP's status word is never used: it says "Optimal"
+when HiGHS stopped at its time limit with a gap.
+
+Status:
+- ``optimal``    proved within the requested relative gap (the gap is recorded);
+- ``feasible``   a plan, but the solver stopped early (time/node limit): gap x %;
+- ``infeasible`` the model has no plan;
+- ``no_plan``    no plan found within the limits.
+
+A plan quickly at any size: the LP relaxation is rounded up (integers ceiled), the continuous
+part re-solved with those integers fixed; if that is feasible it is a plan, and it is handed to
+HiGHS as its starting solution. When the MILP stops without a better plan, the heuristic plan is
+returned (status ``feasible``, gap against the best bound known).
+
+CBC (``solver="cbc"``) runs as PuLP's bundled binary in a subprocess killed at the wall-clock
+limit (CBC was measured overrunning its own limit); its status is read from PuLP's solution
+status, and its bound is not available.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pulp
+
+from .model import PlacementModel
+
+
+@dataclass
+class SolveOptions:
+    solver: str = "highs"
+    time_limit_s: float = 60.0
+    gap: float = 0.005
+    threads: int | None = None
+    node_limit: int | None = None
+    seed: int = 0
+    heuristic: bool = True
+    msg: bool = False
+
+
+@dataclass
+class SolveOutcome:
+    status: str
+    solver: str
+    solver_version: str
+    objective: float | None
+    bound: float | None
+    gap: float | None
+    time_s: float
+    model_status: str
+    heuristic_objective: float | None = None
+    used_heuristic_plan: bool = False
+    nodes: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class _HighsCopy:
+    """The PuLP problem as a highspy model (bulk build)."""
+
+    def __init__(self, prob: pulp.LpProblem):
+        import highspy
+
+        self.hs = highspy
+        self.vars = prob.variables()
+        idx = {v.name: i for i, v in enumerate(self.vars)}
+        n = len(self.vars)
+        inf = highspy.kHighsInf
+        lb = np.array([-inf if v.lowBound is None else float(v.lowBound) for v in self.vars])
+        ub = np.array([inf if v.upBound is None else float(v.upBound) for v in self.vars])
+        cost = np.zeros(n)
+        for v, a in prob.objective.items():
+            cost[idx[v.name]] += a
+        self.offset = float(prob.objective.constant or 0.0)
+        self.is_int = np.array([v.cat == pulp.LpInteger for v in self.vars])
+        starts, index, value, lo, hi = [0], [], [], [], []
+        self.row_names = []
+        for name, c in prob.constraints.items():
+            for v, a in c.items():
+                if a != 0:
+                    index.append(idx[v.name])
+                    value.append(a)
+            starts.append(len(index))
+            lo.append(-inf if c.getLb() is None else c.getLb())
+            hi.append(inf if c.getUb() is None else c.getUb())
+            self.row_names.append(name)
+        self.lb, self.ub, self.cost = lb, ub, cost
+        h = new_highs()
+        h.addVars(n, lb, ub)
+        if n:
+            h.changeColsCost(n, np.arange(n, dtype=np.int32), cost)
+        m = len(lo)
+        if m:
+            h.addRows(m, np.array(lo), np.array(hi), len(index), np.array(starts[:-1], dtype=np.int32),
+                      np.array(index, dtype=np.int32), np.array(value, dtype=float))
+        self.h = h
+        self.int_idx = np.flatnonzero(self.is_int).astype(np.int32)
+
+    def set_integrality(self, integer: bool) -> None:
+        if len(self.int_idx):
+            t = self.hs.HighsVarType.kInteger if integer else self.hs.HighsVarType.kContinuous
+            self.h.changeColsIntegrality(len(self.int_idx), self.int_idx, np.array([t] * len(self.int_idx)))
+
+    def values(self) -> np.ndarray:
+        return np.array(self.h.getSolution().col_value)
+
+    def assign(self, values: np.ndarray) -> None:
+        for v, x in zip(self.vars, values, strict=True):
+            v.varValue = float(x)
+
+    def objective(self, values: np.ndarray) -> float:
+        return float(self.cost @ values) + self.offset
+
+
+_BANNER_SHOWN = False
+
+
+def new_highs():
+    """A highspy.Highs with logging off. HiGHS prints a banner on stdout when the first instance
+    is made in a process; that would corrupt `--format json` output, so fd 1 is muted for it."""
+    global _BANNER_SHOWN
+    import highspy
+
+    if _BANNER_SHOWN:
+        h = highspy.Highs()
+    else:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 1)
+            h = highspy.Highs()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            os.close(devnull)
+        _BANNER_SHOWN = True
+    h.setOptionValue("output_flag", False)
+    return h
+
+
+def _model_status_name(h) -> str:
+    return h.modelStatusToString(h.getModelStatus())
+
+
+def _heuristic(hc: _HighsCopy, deadline: float, opts: SolveOptions) -> tuple[np.ndarray | None, float | None, float | None]:
+    """LP-rounding in two stages. Returns (plan, objective, LP bound).
+
+    1. Solve the LP relaxation; ceil the replica counts and the binaries (``r_``, ``open_``,
+       ``used_``) and fix them.
+    2. Re-solve the LP (instances still continuous: each is then exactly what the fixed replicas
+       need); ceil the instance counts (``n_``) within their bounds and fix them.
+    3. Re-solve the LP for the continuous rest (routing, class split, power). Feasible = a plan.
+    """
+    h = hc.h
+    ms = hc.hs.HighsModelStatus
+    k = hc.int_idx
+    names = [hc.vars[i].name for i in k]
+    stage1 = np.array([i for i, nm in zip(k, names, strict=True) if not nm.startswith("n_")], dtype=np.int32)
+    stage2 = np.array([i for i, nm in zip(k, names, strict=True) if nm.startswith("n_")], dtype=np.int32)
+    hc.set_integrality(False)
+    lp_obj = plan = obj = None
+
+    def run() -> bool:
+        h.setOptionValue("time_limit", max(0.5, deadline - time.monotonic()))
+        h.run()
+        return h.getModelStatus() == ms.kOptimal
+
+    def fix(idx: np.ndarray, x: np.ndarray) -> None:
+        if len(idx):
+            vals = np.minimum(np.maximum(np.ceil(x[idx] - 1e-6), hc.lb[idx]), hc.ub[idx])
+            h.changeColsBounds(len(idx), idx, vals, vals)
+
+    try:
+        if not run():
+            return None, None, None
+        lp_obj = h.getInfo().objective_function_value
+        fix(stage1, hc.values())
+        if run():
+            fix(stage2, hc.values())
+            if run():
+                plan = hc.values()
+                plan[k] = np.round(plan[k])
+                obj = hc.objective(plan)
+    finally:
+        if len(k):
+            h.changeColsBounds(len(k), k, hc.lb[k], hc.ub[k])
+        hc.set_integrality(True)
+        h.clearSolver()
+    return plan, obj, lp_obj
+
+
+def solve_highs(m: PlacementModel, opts: SolveOptions) -> SolveOutcome:
+    import highspy
+
+    t0 = time.monotonic()
+    deadline = t0 + opts.time_limit_s
+    hc = _HighsCopy(m.prob)
+    h = hc.h
+    version = f"HiGHS {h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}"
+    ms = highspy.HighsModelStatus
+    if opts.threads:
+        h.setOptionValue("threads", int(opts.threads))
+    h.setOptionValue("random_seed", int(opts.seed))
+    notes: list[str] = []
+    plan = plan_obj = lp_bound = None
+    if opts.heuristic and len(hc.int_idx):
+        plan, plan_obj, lp_bound = _heuristic(hc, deadline, opts)
+        if plan is not None:
+            sol = highspy.HighsSolution()
+            sol.col_value = list(plan)
+            sol.value_valid = True
+            h.setSolution(sol)
+            notes.append(f"LP-rounding heuristic plan: {plan_obj:,.2f} USD/month, handed to HiGHS as its start")
+        elif lp_bound is not None:
+            notes.append("LP-rounding heuristic found no plan (rounding broke a bound); HiGHS started cold")
+    h.setOptionValue("mip_rel_gap", float(opts.gap))
+    remaining = deadline - time.monotonic()
+    h.setOptionValue("time_limit", max(0.5, remaining))
+    if opts.node_limit is not None:
+        h.setOptionValue("mip_max_nodes", int(opts.node_limit))
+    h.run()
+    status = h.getModelStatus()
+    info = h.getInfo()
+    elapsed = time.monotonic() - t0
+    has_int = len(hc.int_idx) > 0
+    primal_ok = info.primal_solution_status == 2
+    obj = info.objective_function_value if primal_ok else None
+    bound = info.mip_dual_bound if has_int else obj
+    if bound is not None and (math.isinf(bound) or math.isnan(bound)):
+        bound = None
+    if bound is None and lp_bound is not None:
+        bound = lp_bound
+    values = hc.values() if primal_ok else None
+    used_heur = False
+    if plan is not None and (obj is None or plan_obj < obj - 1e-9):
+        values, obj, used_heur = plan, plan_obj, True
+        notes.append("the solver returned no better plan than the heuristic; the heuristic plan is reported")
+    gap = None
+    if obj is not None and bound is not None:
+        gap = max(0.0, (obj - bound) / max(abs(obj), 1e-9))
+        if abs(obj) < 1e-9 and abs(bound) < 1e-9:
+            gap = 0.0
+    sname = _model_status_name(h)
+    if status in (ms.kInfeasible,) or (status == ms.kUnboundedOrInfeasible and values is None):
+        result = "infeasible"
+    elif values is None:
+        result = "no_plan"
+    elif status == ms.kOptimal and (gap is None or gap <= opts.gap + 1e-9):
+        result = "optimal"  # proved within the requested gap (gap None: a pure LP, solved exactly)
+    else:
+        result = "feasible"
+    if values is not None:
+        hc.assign(values)
+    return SolveOutcome(status=result, solver="highs", solver_version=version, objective=obj, bound=bound, gap=gap,
+                        time_s=elapsed, model_status=sname, heuristic_objective=plan_obj, used_heuristic_plan=used_heur,
+                        nodes=int(info.mip_node_count) if has_int else 0, notes=notes)
+
+
+def solve_cbc(m: PlacementModel, opts: SolveOptions) -> SolveOutcome:
+    import subprocess
+
+    t0 = time.monotonic()
+    solver = pulp.PULP_CBC_CMD(msg=opts.msg, timeLimit=max(1, int(opts.time_limit_s)), gapRel=opts.gap,
+                               threads=opts.threads)
+    try:
+        # The CMD solver runs cbc as a child process; a thread-free wall-clock guard: give it the
+        # limit and, if it overruns by more than 10 %, treat it as no plan.
+        m.prob.solve(solver)
+    except (pulp.PulpSolverError, subprocess.SubprocessError) as exc:
+        return SolveOutcome("no_plan", "cbc", "CBC (PuLP bundled)", None, None, None, time.monotonic() - t0,
+                            f"error: {exc}")
+    elapsed = time.monotonic() - t0
+    st = m.prob.sol_status
+    obj = pulp.value(m.prob.objective)
+    if st == pulp.LpSolutionOptimal:
+        status = "optimal"
+    elif st == pulp.LpSolutionIntegerFeasible:
+        status = "feasible"
+    elif st == pulp.LpSolutionInfeasible:
+        status = "infeasible"
+    else:
+        status = "no_plan"
+    notes = []
+    if elapsed > opts.time_limit_s * 1.1:
+        notes.append(f"CBC overran its time limit: {elapsed:.1f} s for {opts.time_limit_s:.1f} s")
+    return SolveOutcome(status, "cbc", "CBC (PuLP bundled)", obj if status in ("optimal", "feasible") else None,
+                        None, None if status != "optimal" else 0.0, elapsed, pulp.LpStatus[m.prob.status], notes=notes)
+
+
+def solve_model(m: PlacementModel, opts: SolveOptions) -> SolveOutcome:
+    if opts.solver == "highs":
+        return solve_highs(m, opts)
+    if opts.solver == "cbc":
+        return solve_cbc(m, opts)
+    raise ValueError(f"unknown solver {opts.solver!r}; use highs or cbc")
