@@ -66,7 +66,7 @@ def solve(res: Resolved, options: SolveOptions | None = None, integrality: str =
         raise InfeasibleError(reasons[0], reasons)
     form = _choose_integrality(cs, integrality)
     m = build_model(cs, form)
-    say(f"model ({form}): {len(m.prob.variables())} variables, {len(m.prob.constraints)} constraints "
+    say(f"model ({form}): {len(m.prob.variables())} variables, {len(m.prob.constraints())} constraints "
         f"built in {time.monotonic() - t0:.2f} s")
     outcome = solve_model(m, opts)
     say(f"solve: {outcome.status} ({outcome.model_status}) in {outcome.time_s:.2f} s")
@@ -107,28 +107,34 @@ def _round_pooled(cs: CandidateSet, m, outcome, opts: SolveOptions, t0: float, s
     used |= {(w, sid, oid) for (w, _k, sid, oid, _t), v in m.y.items() if (v.varValue or 0) > 1e-9}
     sub = CandidateSet(res=cs.res, loads=cs.loads, triples=[c for c in cs.triples if c.key in used],
                        routes=cs.routes, rtt=cs.rtt, egress=cs.egress, exclusions=cs.exclusions)
+    method = "replica MILP restricted to the pooled plan's (workload, site, offer) support"
     rm = build_model(sub, "replica")
     remaining = max(5.0, opts.time_limit_s - (time.monotonic() - t0))
-    ropts = SolveOptions(**{**opts.__dict__, "time_limit_s": remaining})
-    rout = solve_model(rm, ropts)
+    rout = solve_model(rm, SolveOptions(**{**opts.__dict__, "time_limit_s": remaining}))
     say(f"rounding to whole replicas: {rout.status} in {rout.time_s:.2f} s")
+    if rout.status not in ("optimal", "feasible"):
+        # whole replicas do not fit where the pooled plan put fractions (e.g. a power budget
+        # that holds 0.99 of a GPU): re-solve the full replica form in the time left
+        method = "full replica MILP (the pooled plan's support has no whole-replica plan)"
+        rm = build_model(cs, "replica")
+        remaining = max(5.0, opts.time_limit_s - (time.monotonic() - t0))
+        rout = solve_model(rm, SolveOptions(**{**opts.__dict__, "time_limit_s": remaining}))
+        say(f"rounding (full replica form): {rout.status} in {rout.time_s:.2f} s")
+    if rout.status not in ("optimal", "feasible"):
+        raise NoPlanError("rounding the pooled plan to whole replicas found no plan within the time left; "
+                          "raise --time-limit or use --integrality replica")
     pooled_obj = outcome.objective
-    if rout.status in ("optimal", "feasible"):
-        added = (rout.objective or 0.0) - (pooled_obj or 0.0)
-        rounding = {"pooled_objective": pooled_obj, "pooled_bound": outcome.bound, "rounded_objective": rout.objective,
-                    "added_usd_per_month": round(added, 4),
-                    "method": "replica MILP restricted to the pooled plan's (workload, site, offer) support"}
-        # the honest bound for the rounded plan is the pooled relaxation's bound
+    added = (rout.objective or 0.0) - (pooled_obj or 0.0)
+    rounding = {"pooled_objective": pooled_obj, "pooled_bound": outcome.bound, "rounded_objective": rout.objective,
+                "added_usd_per_month": round(added, 4), "method": method}
+    # the pooled relaxation's bound is a valid bound for the whole-replica plan too
+    if outcome.bound is not None and (rout.bound is None or outcome.bound > rout.bound):
         rout.bound = outcome.bound
-        if rout.objective and outcome.bound is not None:
-            rout.gap = max(0.0, (rout.objective - outcome.bound) / max(abs(rout.objective), 1e-9))
-            if rout.gap > opts.gap + 1e-9:
-                rout.status = "feasible"
-        return rm, rout, plan_from_model(rm), rounding
-    # fall back: ceil the pooled replicas (always feasible for capacity; may exceed a bound,
-    # which verify reports)
-    raise NoPlanError("rounding the pooled plan to whole replicas found no plan within the time left; "
-                      "raise --time-limit or use --integrality replica")
+    if rout.objective is not None and rout.bound is not None:
+        rout.gap = max(0.0, (rout.objective - rout.bound) / max(abs(rout.objective), 1e-9))
+        if rout.gap > opts.gap + 1e-9:
+            rout.status = "feasible"
+    return rm, rout, plan_from_model(rm), rounding
 
 
 def verify(res: Resolved, result: PlacementResult):

@@ -2,7 +2,8 @@
 
 A plan is four tables (lists of dicts): ``instances`` (site, offer, tier, slot or None for
 baseline tiers, count), ``replicas`` (workload, site, offer, tier, slot, replicas), ``serving``
-(workload, class, site, offer, slot, rps) and ``routes`` (workload, user_region, site, share).
+(workload, class, site, offer, slot, rps) and ``routes`` (workload, user_region, site, slot,
+share).
 The report and ``planner verify`` both price a plan with these functions; neither reads solver
 values.
 
@@ -93,13 +94,14 @@ def cloud_power_kw(res: Resolved, plan: Plan, offers: dict) -> dict[tuple[str, s
     return dict(out)
 
 
-def response_gb(res: Resolved, loads: dict[str, WorkloadLoad], w: str, u: str) -> float:
+def response_gb(res: Resolved, loads: dict[str, WorkloadLoad], w: str, u: str, t: str) -> float:
+    """GB/month of responses to users in u in slot t: requests x (output tokens x bytes/token + overhead)."""
     pol = res.scenario.policies
     wk = res.scenario.workload(w)
     by_q = {q.id: q for q in wk.query_classes}
     total = 0.0
-    for (k, uu), n in loads[w].requests_per_month.items():
-        if uu == u and k in by_q:
+    for (k, uu, tt), n in loads[w].requests_per_month.items():
+        if uu == u and tt == t and k in by_q:
             total += n * (by_q[k].output_tokens * pol.bytes_per_output_token + pol.response_overhead_bytes)
     return total / 1e9
 
@@ -116,15 +118,15 @@ def site_shares(res: Resolved, loads: dict[str, WorkloadLoad], plan: Plan, w: st
             if s["workload"] == w and "~" not in s["class"]:
                 out[s["site"]] += s["rps"] * 3600.0 * hours[s["slot"]] / total
         return dict(out)
-    vol: dict[str, float] = defaultdict(float)
-    for (_k, u), n in wl.requests_per_month.items():
-        vol[u] += n
+    vol: dict[tuple[str, str], float] = defaultdict(float)
+    for (_k, u, t), n in wl.requests_per_month.items():
+        vol[(u, t)] += n
     total = sum(vol.values())
     if total <= 0:
         return {}
     for r in plan.routes:
         if r["workload"] == w:
-            out[r["site"]] += r["share"] * vol.get(r["user_region"], 0.0) / total
+            out[r["site"]] += r["share"] * vol.get((r["user_region"], r["slot"]), 0.0) / total
     return dict(out)
 
 
@@ -193,7 +195,7 @@ def cost_lines(res: Resolved, loads: dict[str, WorkloadLoad], plan: Plan) -> lis
             _split_site(lines, res.sites[sid], site_gpuh.get(sid, {}), "", "fixed", fixed)
     # egress
     for r in plan.routes:
-        gb = response_gb(res, loads, r["workload"], r["user_region"]) * r["share"]
+        gb = response_gb(res, loads, r["workload"], r["user_region"], r["slot"]) * r["share"]
         site = res.sites[r["site"]]
         usd = gb * site.internet_egress_usd_per_gb
         if usd:

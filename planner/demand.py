@@ -40,8 +40,9 @@ class WorkloadLoad:
     peak_rps: dict[tuple[str, str, str], float] = field(default_factory=dict)
     #: mean GPU-bound rate (rps) by (class key, user region, slot id)
     mean_rps: dict[tuple[str, str, str], float] = field(default_factory=dict)
-    #: all requests (incl. cache hits) per month by (class key, user region) - own classes only
-    requests_per_month: dict[tuple[str, str], float] = field(default_factory=dict)
+    #: all requests (incl. cache hits) per month by (class key, user region, slot) - own classes
+    #: only; batch work is keyed (class key, "", "") since its slots are a decision
+    requests_per_month: dict[tuple[str, str, str], float] = field(default_factory=dict)
     #: batch: requests per day by class key
     batch_requests_per_day: dict[str, float] = field(default_factory=dict)
     #: batch: slots of the allowed window
@@ -78,7 +79,7 @@ def build_loads(scenario: Scenario, utc_offsets: dict[str, float]) -> dict[str, 
             assert w.batch is not None
             for q in w.query_classes:
                 wl.batch_requests_per_day[q.id] = w.batch.tokens_per_day * q.share / q.input_tokens
-                wl.requests_per_month[(q.id, "")] = wl.batch_requests_per_day[q.id] * days
+                wl.requests_per_month[(q.id, "", "")] = wl.batch_requests_per_day[q.id] * days
             window = set(w.batch.hours())
             wl.batch_slots = [t.id for t in scenario.time_slots if set(slot_hours(t)) <= window]
         loads[w.id] = wl
@@ -104,7 +105,7 @@ def build_loads(scenario: Scenario, utc_offsets: dict[str, float]) -> dict[str, 
                         k = (prefix + q.id, d.user_region, t.id)
                         target.peak_rps[k] = target.peak_rps.get(k, 0.0) + peak * q.share * gpu_share * factor
                         target.mean_rps[k] = target.mean_rps.get(k, 0.0) + mean * q.share * gpu_share * factor
-                    rk = (q.id, d.user_region)
+                    rk = (q.id, d.user_region, t.id)
                     wl.requests_per_month[rk] = wl.requests_per_month.get(rk, 0.0) + (
                         mean * q.share * 3600.0 * hours_per_month_of_slot(t, hpm)
                     )

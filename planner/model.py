@@ -8,7 +8,8 @@ s site, o offer (instance type at a site; on-prem: one GPU), t UTC slot, tau pri
 Baseline tiers (paid every hour of the month): owned, bought (on-prem), reserved (cloud).
 Burst tiers (paid per slot hour): on_demand, spot.
 
-- ``x[w,u,s]`` in [0,1]   share of w's traffic from u served at s
+- ``x[w,u,s,t]`` in [0,1] share of w's traffic from u served at s in slot t (routing may change
+                          over the day: baseline sites at night, overflow to cloud at the peak)
 - ``y[w,k,s,o,t]`` >= 0   requests/s of class k served on offer o at s in slot t
 - ``r[w,s,o,tau,t]`` >= 0 replicas of w's model (integer in the ``replica`` formulation,
                           continuous in ``pooled``)
@@ -81,7 +82,7 @@ class PlacementModel:
         self.prob.addConstraint(pulp.LpConstraint(expr, sense=sense, rhs=rhs, name=name))
 
     def var(self, store: dict, key, prefix: str, low=0.0, up=None, cat=pulp.LpContinuous) -> pulp.LpVariable:
-        v = pulp.LpVariable(f"{prefix}_{len(store)}", lowBound=low, upBound=up, cat=cat)
+        v = self.prob.add_variable(f"{prefix}_{len(store)}", lowBound=low, upBound=up, cat=cat)
         store[key] = v
         return v
 
@@ -107,7 +108,8 @@ def define_variables(m: PlacementModel) -> None:
     for w in s.workloads:
         for u, sites in cs.routes.get(w.id, {}).items():
             for sid in sites:
-                m.var(m.x, (w.id, u, sid), "x", 0.0, 1.0)
+                for t in m.slots:
+                    m.var(m.x, (w.id, u, sid, t), "x", 0.0, 1.0)
     for c in cs.triples:
         wl = cs.loads[c.workload]
         slots = wl.batch_slots if s.workload(c.workload).is_batch else m.slots
@@ -139,8 +141,8 @@ def define_variables(m: PlacementModel) -> None:
 def define_serving(m: PlacementModel) -> None:
     """Traffic shares and class split.
 
-    Route:  sum_s x[w,u,s] = 1                                     for every (w, u) with demand
-    Split:  sum_o y[w,k,s,o,t] = sum_u L[w,k,u,t] x[w,u,s]          for every (w, k, s, t)
+    Route:  sum_s x[w,u,s,t] = 1                                   for every (w, u, t)
+    Split:  sum_o y[w,k,s,o,t] = sum_u L[w,k,u,t] x[w,u,s,t]        for every (w, k, s, t)
     Batch:  sum_{s,o,t in window} 3600 h_t y[w,k,s,o,t] = R_k       requests per day of class k
     """
     cs = m.cs
@@ -162,11 +164,9 @@ def define_serving(m: PlacementModel) -> None:
             continue
         routes = cs.routes[w.id]
         for u, sites in routes.items():
-            if sum(wl.peak_rps.get((lc.key, u, t), 0.0) for lc in wl.classes for t in m.slots) <= 0:
-                # no load from u: still route it (for egress/latency accounting) but allow anything
-                pass
-            m.add_row("route", f"{w.id}__{u}", _expr([(m.x[(w.id, u, sid)], 1.0) for sid in sites]),
-                      pulp.LpConstraintEQ, 1.0)
+            for t in m.slots:
+                m.add_row("route", f"{w.id}__{u}__{t}", _expr([(m.x[(w.id, u, sid, t)], 1.0) for sid in sites]),
+                          pulp.LpConstraintEQ, 1.0)
         sites_of_w = sorted({sid for ss in routes.values() for sid in ss})
         for sid in sites_of_w:
             for lc in wl.classes:
@@ -174,8 +174,8 @@ def define_serving(m: PlacementModel) -> None:
                     pairs = [(v, 1.0) for v in y_by.get((w.id, lc.key, sid, t), [])]
                     for u in routes:
                         load = wl.peak_rps.get((lc.key, u, t), 0.0)
-                        if load > 0 and (w.id, u, sid) in m.x:
-                            pairs.append((m.x[(w.id, u, sid)], -load))
+                        if load > 0 and (w.id, u, sid, t) in m.x:
+                            pairs.append((m.x[(w.id, u, sid, t)], -load))
                     if len(pairs) == 0:
                         continue
                     m.add_row("split", f"{w.id}__{lc.key}__{sid}__{t}", _expr(pairs), pulp.LpConstraintEQ, 0.0)
@@ -395,7 +395,7 @@ def define_objective(m: PlacementModel) -> None:
     + sum_t n[s,o,tau,t] p_tau[o] H_t                       (on_demand, spot)
     + sum open[s] fixed[s]
     + sum_t P[s,t] H_t electricity[s]
-    + sum x[w,u,s] GB_resp[w,u] egress_internet[s]          (responses to users)
+    + sum x[w,u,s,t] GB_resp[w,u,t] egress_internet[s]      (responses to users)
     + sum share[w,s] GB_data[w,ds] egress[src(ds), s]       (data sources to serving sites)
     + carbon weight x tCO2e + latency weight x sum x rtt rate  (optional)
 
@@ -424,8 +424,8 @@ def define_objective(m: PlacementModel) -> None:
     for (sid, t), v in m.P.items():
         terms[("electricity", sid, "")].append((v, m.H[t] * res.sites[sid].electricity_usd_per_kwh))
     # response egress
-    for (w, u, sid), v in m.x.items():
-        gb = response_gb_per_month(cs, w, u)
+    for (w, u, sid, t), v in m.x.items():
+        gb = response_gb_per_month(cs, w, u, t)
         price = res.sites[sid].internet_egress_usd_per_gb
         if gb * price:
             terms[("egress_response", sid, w)].append((v, gb * price))
@@ -456,25 +456,19 @@ def define_objective(m: PlacementModel) -> None:
             kw = (c.offer.tdp_watts or 0.0) / 1000.0 * c.shape.gpus * (1 + CLOUD_HOST_OVERHEAD) * CLOUD_PUE
             obj.append((v, kw * m.H[t] * (site.grid_gco2e_per_kwh or 0.0) / 1e6 * pol.carbon_usd_per_tonne))
     if pol.latency_usd_per_ms_per_rps > 0:
-        for (w, u, sid), v in m.x.items():
+        for (w, u, sid, t), v in m.x.items():
             link = cs.rtt[(u, sid)]
-            rate = sum(val for (_k, uu, _t), val in cs.loads[w].mean_rps.items() if uu == u) / max(len(m.slots), 1)
+            rate = sum(val for (_k, uu, tt), val in cs.loads[w].mean_rps.items() if uu == u and tt == t)
+            rate *= m.H[t] / s.policies.hours_per_month  # the slot's share of the month
             obj.append((v, (link.rtt_ms or 0.0) * rate * pol.latency_usd_per_ms_per_rps))
     m.prob.setObjective(_expr(obj))
 
 
-def response_gb_per_month(cs: CandidateSet, w: str, u: str) -> float:
-    """GB/month of responses to users in u: requests x (output tokens x bytes/token + overhead)."""
-    pol = cs.res.scenario.policies
-    wl = cs.loads[w]
-    wk = cs.res.scenario.workload(w)
-    by_q = {q.id: q for q in wk.query_classes}
-    total = 0.0
-    for (k, uu), n in wl.requests_per_month.items():
-        if uu != u or k not in by_q:
-            continue
-        total += n * (by_q[k].output_tokens * pol.bytes_per_output_token + pol.response_overhead_bytes)
-    return total / 1e9
+def response_gb_per_month(cs: CandidateSet, w: str, u: str, t: str) -> float:
+    """GB/month of responses to users in u in slot t (see costing.response_gb)."""
+    from .costing import response_gb
+
+    return response_gb(cs.res, cs.loads, w, u, t)
 
 
 def site_share_exprs(m: PlacementModel, w: str) -> dict[str, list]:
@@ -490,13 +484,15 @@ def site_share_exprs(m: PlacementModel, w: str) -> dict[str, list]:
             if ww == w and not k.count("~"):
                 out[sid].append((v, 3600.0 * slot_h[t] / total))
         return out
-    vol = {u: sum(n for (_k, uu), n in wl.requests_per_month.items() if uu == u) for u in cs.routes[w]}
+    vol: dict[tuple[str, str], float] = defaultdict(float)
+    for (_k, u, t), n in wl.requests_per_month.items():
+        vol[(u, t)] += n
     total = sum(vol.values())
     if total <= 0:
         return out
-    for (ww, u, sid), v in m.x.items():
-        if ww == w and vol.get(u, 0.0) > 0:
-            out[sid].append((v, vol[u] / total))
+    for (ww, u, sid, t), v in m.x.items():
+        if ww == w and vol.get((u, t), 0.0) > 0:
+            out[sid].append((v, vol[(u, t)] / total))
     return out
 
 

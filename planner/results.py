@@ -63,10 +63,10 @@ def plan_from_model(m: PlacementModel) -> Plan:
         val = v.varValue or 0.0
         if val > 1e-9:
             plan.serving.append({"workload": w, "class": k, "site": sid, "offer": oid, "slot": t, "rps": _r(val, 9)})
-    for (w, u, sid), v in sorted(m.x.items()):
+    for (w, u, sid, t), v in sorted(m.x.items()):
         val = v.varValue or 0.0
         if val > 1e-9:
-            plan.routes.append({"workload": w, "user_region": u, "site": sid, "share": _r(val, 9)})
+            plan.routes.append({"workload": w, "user_region": u, "site": sid, "slot": t, "share": _r(val, 9)})
     return plan
 
 
@@ -75,7 +75,8 @@ def plan_from_dict(d: dict) -> Plan:
                 replicas=[{k: r[k] for k in ("workload", "site", "offer", "tier", "slot", "replicas", "gpus")}
                           for r in d.get("placements", [])],
                 serving=list(d.get("serving", [])),
-                routes=[{k: r[k] for k in ("workload", "user_region", "site", "share")} for r in d.get("routes", [])])
+                routes=[{k: r[k] for k in ("workload", "user_region", "site", "slot", "share")}
+                        for r in d.get("routes", [])])
 
 
 @dataclass
@@ -178,7 +179,7 @@ def build_result(cs: CandidateSet, m: PlacementModel | None, plan: Plan, outcome
         wl = loads[w.id]
         gt_total = sum(v for (ww, _k), v in gpu_time.items() if ww == w.id)
         for lc in wl.classes:
-            reqs = sum(n for (k, _u), n in wl.requests_per_month.items() if k == lc.key) if not lc.escalated else 0.0
+            reqs = sum(n for (k, _u, _t), n in wl.requests_per_month.items() if k == lc.key) if not lc.escalated else 0.0
             if lc.escalated:
                 continue
             # escalated GPU time of this class, in the large workload, is charged back to the origin
@@ -221,7 +222,7 @@ def build_result(cs: CandidateSet, m: PlacementModel | None, plan: Plan, outcome
             "options": {"time_limit_s": opts.time_limit_s, "gap": opts.gap, "threads": opts.threads,
                         "node_limit": opts.node_limit, "seed": opts.seed},
             "status": outcome.status, "model_status": outcome.model_status,
-            "objective": _r(outcome.objective, 4), "bound": _r(outcome.bound, 4), "gap": _r(outcome.gap, 8),
+            "objective": _r(outcome.objective, 6), "bound": _r(outcome.bound, 6), "gap": _r(outcome.gap, 8),
             "time_s": _r(outcome.time_s, 3), "nodes": outcome.nodes,
             "heuristic_objective": _r(outcome.heuristic_objective, 4),
             "used_heuristic_plan": outcome.used_heuristic_plan,
@@ -258,7 +259,7 @@ def build_result(cs: CandidateSet, m: PlacementModel | None, plan: Plan, outcome
 def model_size(m: PlacementModel) -> dict:
     nvars = len(m.prob.variables())
     nint = sum(1 for v in m.prob.variables() if v.cat == "Integer")
-    return {"variables": nvars, "integer_variables": nint, "constraints": len(m.prob.constraints)}
+    return {"variables": nvars, "integer_variables": nint, "constraints": len(m.prob.constraints())}
 
 
 #: constraint families whose tight rows an architect wants to see
@@ -273,7 +274,7 @@ def binding_constraints(m: PlacementModel) -> list[dict]:
     for name, (family, label) in sorted(m.rows.items()):
         if family not in _BINDING_FAMILIES:
             continue
-        c = m.prob.constraints.get(name)
+        c = m.prob.get_constraint_by_name(name)
         if c is None:
             continue
         val = sum(v.varValue * a for v, a in c.items() if v.varValue is not None)

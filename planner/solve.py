@@ -83,7 +83,8 @@ class _HighsCopy:
         self.is_int = np.array([v.cat == pulp.LpInteger for v in self.vars])
         starts, index, value, lo, hi = [0], [], [], [], []
         self.row_names = []
-        for name, c in prob.constraints.items():
+        for c in prob.constraints():
+            name = c.name
             for v, a in c.items():
                 if a != 0:
                     index.append(idx[v.name])

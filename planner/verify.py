@@ -139,14 +139,15 @@ def verify_result(res: Resolved, result: PlacementResult) -> VerifyReport:
             if link.rtt_ms is None or link.rtt_ms > w.latency.network_rtt_ms + 1e-9:
                 v.append(f"latency: {w.id} users in {r['user_region']} -> {r['site']} RTT "
                          f"{link.rtt_ms} ms > SLO {w.latency.network_rtt_ms} ms")
-        share[(w.id, r["user_region"], r["site"])] += r["share"]
+        share[(w.id, r["user_region"], r["site"], r["slot"])] += r["share"]
     for w in s.workloads:
         if w.is_batch:
             continue
         for dmd in w.demand:
-            tot = sum(x for (ww, u, _s), x in share.items() if ww == w.id and u == dmd.user_region)
-            if not _close(tot, 1.0, abs_=1e-5):
-                v.append(f"routes: {w.id} traffic from {dmd.user_region} is routed {tot:.6f}, not 1")
+            for t in slots:
+                tot = sum(x for (ww, u, _s, tt), x in share.items() if ww == w.id and u == dmd.user_region and tt == t)
+                if not _close(tot, 1.0, abs_=1e-5):
+                    v.append(f"routes: {w.id} traffic from {dmd.user_region} in slot {t} is routed {tot:.6f}, not 1")
 
     # ---- serving = demand; capacity class by class
     served: dict[tuple, float] = defaultdict(float)
@@ -201,9 +202,9 @@ def verify_result(res: Resolved, result: PlacementResult) -> VerifyReport:
         for lc in wl.classes:
             for t in slots:
                 sites = {sid for (ww, k, sid, tt) in served if ww == w.id and k == lc.key and tt == t}
-                sites |= {sid for (ww, _u, sid) in share if ww == w.id}
+                sites |= {sid for (ww, _u, sid, tt) in share if ww == w.id and tt == t}
                 for sid in sites:
-                    want = sum(wl.peak_rps.get((lc.key, u, t), 0.0) * share.get((w.id, u, sid), 0.0)
+                    want = sum(wl.peak_rps.get((lc.key, u, t), 0.0) * share.get((w.id, u, sid, t), 0.0)
                                for u in wl.user_regions())
                     got = served.get((w.id, lc.key, sid, t), 0.0)
                     if not _close(got, want, rel=1e-5, abs_=1e-6):
