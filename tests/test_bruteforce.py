@@ -115,11 +115,12 @@ def brute_force(res) -> float | None:
                             continue
                         if cap_sp > cap_share * cap * (1 + 1e-9) + 1e-12:
                             continue
-                        if nplus1 and demand[t] > 0 and len(by_site) >= 2:
-                            if cap_dc < demand[t] * (1 - 1e-9) or cap_cl_ns < demand[t] * (1 - 1e-9):
+                        if nplus1 and demand[t] > 0:
+                            # N+1: each site alone (non-spot) carries the slot's demand
+                            if len(by_site) < 2:
                                 continue
-                        if nplus1 and demand[t] > 0 and len(by_site) < 2:
-                            continue
+                            if min(cap_dc, cap_cl_ns) < demand[t] * (1 - 1e-9):
+                                continue
                         cost = elec
                         if r_od:
                             cost += math.ceil(r_od / rpi_cl) * cl.offer.ondemand_usd_hr * H[t]
