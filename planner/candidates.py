@@ -148,10 +148,9 @@ def build_candidates(res: Resolved) -> CandidateSet:
                 site_ok[sid] = True
         for sid in sorted(site_ok):
             site = res.sites[sid]
-            max_tp = site.gpus_per_server if site.declared else 8
             kept: list[Candidate] = []
             for o in site.offers:
-                shape = res.throughput.shape(w.model, o.accelerator, o.gpus, max_tp)
+                shape = res.throughput.shape(w.model, o.accelerator, *site.replica_room(o))
                 if shape is None:
                     exclusions.append(Exclusion(w.id, "", sid, o.id, f"hardware: {w.model} does not fit "
                                                 f"{o.gpus:g} x {o.accelerator}"))

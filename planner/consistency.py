@@ -104,6 +104,17 @@ class ResolvedSite:
     def declared(self) -> bool:
         return self.kind != "cloud"
 
+    def replica_room(self, offer: Offer) -> tuple[float, int]:
+        """(GPUs a replica may span, tensor-parallel limit) for the throughput model's shape.
+
+        Cloud: one instance (``accelerator_count`` GPUs, TP up to 8). On-prem/edge: GPUs are
+        counted one by one, but a replica may span up to ``gpus_per_server`` of them (one server),
+        so a 70B model can take 4 GPUs of a rack. Packing into servers is aggregate (GPU count).
+        """
+        if self.declared:
+            return float(self.gpus_per_server), self.gpus_per_server
+        return offer.gpus, 8
+
 
 @dataclass
 class ResolvedUserRegion:
@@ -593,9 +604,8 @@ def _check_fits(res: Resolved, c: _Checker) -> None:
     """A workload's model must fit at least one accelerator offered at some site."""
     pairs = {}
     for site in res.sites.values():
-        max_tp = site.gpus_per_server if site.declared else 8
         for o in site.offers:
-            pairs.setdefault((o.accelerator, o.gpus, max_tp), None)
+            pairs.setdefault((o.accelerator, *site.replica_room(o)), None)
     for w in res.scenario.workloads:
         if w.model not in res.models:
             continue

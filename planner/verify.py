@@ -108,7 +108,7 @@ def verify_result(res: Resolved, result: PlacementResult) -> VerifyReport:
         if w is None:
             v.append(f"placements: unknown workload {r['workload']}")
             continue
-        shape = res.throughput.shape(w.model, o.accelerator, o.gpus, site.gpus_per_server if site.declared else 8)
+        shape = res.throughput.shape(w.model, o.accelerator, *site.replica_room(o))
         if shape is None:
             v.append(f"placements: {w.model} does not fit {o.gpus:g} x {o.accelerator} ({r['offer']})")
             continue

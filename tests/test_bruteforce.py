@@ -81,11 +81,13 @@ def brute_force(res) -> float | None:
     dc, cl = by_site.get("dc"), by_site.get("gcp-europe-west4")
     site = res.sites["dc"]
     if dc is not None:
-        rho_dc, rpi_dc = dc.rps["q"].rps, dc.shape.replicas_per_instance
+        rho_dc = dc.rps["q"].rps
+        rpi_dc = int(dc.offer.gpus // dc.shape.gpus)  # on-prem: GPUs one by one
         f = gpu_kw_factor(site, dc.offer)
         phi = site.idle_power_fraction
     if cl is not None:
-        rho_cl, rpi_cl = cl.rps["q"].rps, cl.shape.replicas_per_instance
+        rho_cl = cl.rps["q"].rps
+        rpi_cl = int(cl.offer.gpus // cl.shape.gpus)
     owned_max = dc.offer.owned if dc is not None else 0
     tiers = cl.tiers if cl is not None else []
     res_max = 6 if "reserved" in tiers else 0

@@ -1,0 +1,127 @@
+"""Solver status honesty, limits, infeasibility explanations."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from planner import api
+from planner.catalog import load_catalog
+from planner.consistency import check
+from planner.errors import InfeasibleError
+from planner.loader import LoadedScenario
+from planner.schema import Scenario
+from planner.solve import SolveOptions
+
+EU = Path("workloads/eu_saas.yaml")
+
+
+def resolve(doc: dict):
+    sc = Scenario.model_validate(doc)
+    return check(LoadedScenario(scenario=sc, path=EU, content_hash="t", variant=None, raw=doc), load_catalog())
+
+
+@pytest.fixture(scope="module")
+def eu_doc() -> dict:
+    return yaml.safe_load(EU.read_text())
+
+
+def test_node_limit_stop_is_not_called_optimal():
+    """Stopped deterministically (node limit) before closing: status feasible, gap reported > 0,
+    bound below the objective; the plan is still verified."""
+    res = api.load_scenario(EU)
+    result = api.solve(res, SolveOptions(node_limit=1, gap=0.0, time_limit_s=120), integrality="replica")
+    sv = result.data["solve"]
+    assert sv["status"] == "feasible"
+    assert sv["model_status"] != "Optimal"
+    assert sv["gap"] is not None and sv["gap"] > 0
+    assert sv["bound"] < sv["objective"]
+    assert api.verify(res, result).ok
+
+
+def test_zero_node_limit_still_returns_the_heuristic_plan():
+    res = api.load_scenario(EU)
+    result = api.solve(res, SolveOptions(node_limit=0, gap=0.0, time_limit_s=120), integrality="replica")
+    sv = result.data["solve"]
+    assert sv["status"] == "feasible" and sv["gap"] > 0
+    assert sv["heuristic_objective"] is not None
+    assert api.verify(res, result).ok
+
+
+def test_optimal_reports_gap_within_request():
+    res = api.load_scenario(EU, "best")
+    result = api.solve(res, SolveOptions(gap=0.01, time_limit_s=120))
+    sv = result.data["solve"]
+    assert sv["status"] == "optimal"
+    assert sv["gap"] <= 0.01 + 1e-9
+    assert sv["solver_version"].startswith("HiGHS")
+    assert sv["integrality"] in ("replica", "pooled")
+
+
+def test_nplus1_with_one_candidate_site_is_explained(eu_doc):
+    doc = copy.deepcopy(eu_doc)
+    doc["variants"] = {}
+    w = next(x for x in doc["workloads"] if x["id"] == "support-chat")
+    w["residency"] = ["NL"]  # only ams-dc2 and azure westeurope / gcp europe-west4 remain...
+    doc["cloud"] = []  # ...and without cloud regions only ams-dc2
+    doc["workloads"] = [w, next(x for x in doc["workloads"] if x["id"] == "support-chat-large")]
+    doc["workloads"][1]["residency"] = "any"
+    w["data_sources"] = []
+    res = resolve(doc)
+    with pytest.raises(InfeasibleError) as exc:
+        api.solve(res, SolveOptions(time_limit_s=30))
+    assert "support-chat" in str(exc.value) and "N+1" in str(exc.value)
+
+
+def test_rtt_slo_nobody_meets_is_explained(eu_doc):
+    doc = copy.deepcopy(eu_doc)
+    doc["variants"] = {}
+    for w in doc["workloads"]:
+        if w["id"] == "doc-rerank":
+            w["latency"]["network_rtt_ms"] = 1
+    res = resolve(doc)
+    with pytest.raises(InfeasibleError) as exc:
+        api.solve(res, SolveOptions(time_limit_s=30))
+    assert "doc-rerank" in str(exc.value) and "latency" in str(exc.value)
+
+
+def test_capacity_that_cannot_meet_demand_is_infeasible(eu_doc):
+    doc = copy.deepcopy(eu_doc)
+    doc["variants"] = {}
+    doc["cloud"] = []
+    doc["policies"] = {"pricing_models": ["reserved"]}
+    for w in doc["workloads"]:
+        for d in w.get("demand", []):
+            d["peak_rps"] = d["peak_rps"] * 50
+    res = resolve(doc)
+    with pytest.raises(InfeasibleError) as exc:
+        api.solve(res, SolveOptions(time_limit_s=30))
+    assert "no plan" in str(exc.value)
+
+
+def test_pooled_reports_rounding(eu_doc):
+    res = api.load_scenario(EU, "best")
+    result = api.solve(res, SolveOptions(gap=0.01, time_limit_s=120), integrality="pooled")
+    sv = result.data["solve"]
+    assert sv["integrality"] == "pooled"
+    r = sv["rounding"]
+    assert r["rounded_objective"] >= r["pooled_objective"] - 1e-6
+    assert r["added_usd_per_month"] == pytest.approx(r["rounded_objective"] - r["pooled_objective"], abs=1e-3)
+    assert api.verify(res, result).ok
+
+
+def test_cbc_solves_small_instance_to_the_same_optimum():
+    from test_bruteforce import resolve as resolve_tiny
+    from test_bruteforce import tiny_scenario
+
+    res = resolve_tiny(tiny_scenario(3, 0.6, 0.2, 0.3, 40.0, (1.0, 2.5), ["reserved", "on_demand", "spot"], False,
+                                     rps=8.0))
+    opts = dict(gap=0.0, time_limit_s=60)
+    h = api.solve(res, SolveOptions(solver="highs", **opts), integrality="replica")
+    c = api.solve(res, SolveOptions(solver="cbc", **opts), integrality="replica")
+    assert c.data["solve"]["solver"] == "cbc" and c.data["solve"]["status"] == "optimal"
+    assert c.data["solve"]["objective"] == pytest.approx(h.data["solve"]["objective"], rel=1e-6)
+    assert api.verify(res, c).ok
