@@ -66,9 +66,19 @@ def solve(res: Resolved, options: SolveOptions | None = None, integrality: str =
         raise InfeasibleError(reasons[0], reasons)
     form = _choose_integrality(cs, integrality)
     m = build_model(cs, form)
+    stage_opts = opts
+    if form == "pooled":
+        # the pooled MILP gets 60 % of the wall-clock budget, rounding to whole replicas the rest
+        left = opts.time_limit_s - (time.monotonic() - t0)
+        stage_opts = SolveOptions(**{**opts.__dict__, "time_limit_s": max(0.5, 0.6 * left)})
     say(f"model ({form}): {len(m.prob.variables())} variables, {len(m.prob.constraints())} constraints "
         f"built in {time.monotonic() - t0:.2f} s")
-    outcome = solve_model(m, opts)
+    if form == "replica" and opts.solver == "highs" and opts.heuristic and opts.start is None:
+        start = _support_start(cs, m, opts, t0, say)
+        if start:
+            stage_opts = SolveOptions(**{**stage_opts.__dict__, "start": start,
+                                         "time_limit_s": _left(opts, t0)})
+    outcome = solve_model(m, stage_opts)
     say(f"solve: {outcome.status} ({outcome.model_status}) in {outcome.time_s:.2f} s")
     if outcome.status == "infeasible":
         raise InfeasibleError("the scenario has no plan that meets every constraint: " + _infeasible_hint(cs),
@@ -80,6 +90,7 @@ def solve(res: Resolved, options: SolveOptions | None = None, integrality: str =
     final_m, final_outcome, plan = m, outcome, plan_from_model(m)
     if form == "pooled":
         final_m, final_outcome, plan, rounding = _round_pooled(cs, m, outcome, opts, t0, say)
+    final_outcome.time_s = time.monotonic() - t0  # the whole solve: candidates, build, heuristics, MILP
     return build_result(cs, final_m, plan, final_outcome, opts, form, rounding)
 
 
@@ -108,17 +119,18 @@ def _round_pooled(cs: CandidateSet, m, outcome, opts: SolveOptions, t0: float, s
     sub = CandidateSet(res=cs.res, loads=cs.loads, triples=[c for c in cs.triples if c.key in used],
                        routes=cs.routes, rtt=cs.rtt, egress=cs.egress, exclusions=cs.exclusions)
     method = "replica MILP restricted to the pooled plan's (workload, site, offer) support"
+    full = False
     rm = build_model(sub, "replica")
-    remaining = max(5.0, opts.time_limit_s - (time.monotonic() - t0))
-    rout = solve_model(rm, SolveOptions(**{**opts.__dict__, "time_limit_s": remaining}))
+    start = _ceil_start(m, rm)
+    rout = solve_model(rm, SolveOptions(**{**opts.__dict__, "time_limit_s": _left(opts, t0), "start": start}))
     say(f"rounding to whole replicas: {rout.status} in {rout.time_s:.2f} s")
-    if rout.status not in ("optimal", "feasible"):
+    if rout.status not in ("optimal", "feasible") and _left(opts, t0) > 0.5:
         # whole replicas do not fit where the pooled plan put fractions (e.g. a power budget
         # that holds 0.99 of a GPU): re-solve the full replica form in the time left
         method = "full replica MILP (the pooled plan's support has no whole-replica plan)"
+        full = True
         rm = build_model(cs, "replica")
-        remaining = max(5.0, opts.time_limit_s - (time.monotonic() - t0))
-        rout = solve_model(rm, SolveOptions(**{**opts.__dict__, "time_limit_s": remaining}))
+        rout = solve_model(rm, SolveOptions(**{**opts.__dict__, "time_limit_s": _left(opts, t0)}))
         say(f"rounding (full replica form): {rout.status} in {rout.time_s:.2f} s")
     if rout.status not in ("optimal", "feasible"):
         raise NoPlanError("rounding the pooled plan to whole replicas found no plan within the time left; "
@@ -127,14 +139,77 @@ def _round_pooled(cs: CandidateSet, m, outcome, opts: SolveOptions, t0: float, s
     added = (rout.objective or 0.0) - (pooled_obj or 0.0)
     rounding = {"pooled_objective": pooled_obj, "pooled_bound": outcome.bound, "rounded_objective": rout.objective,
                 "added_usd_per_month": round(added, 4), "method": method}
-    # the pooled relaxation's bound is a valid bound for the whole-replica plan too
-    if outcome.bound is not None and (rout.bound is None or outcome.bound > rout.bound):
-        rout.bound = outcome.bound
-    if rout.objective is not None and rout.bound is not None:
-        rout.gap = max(0.0, (rout.objective - rout.bound) / max(abs(rout.objective), 1e-9))
-        if rout.gap > opts.gap + 1e-9:
-            rout.status = "feasible"
+    # A valid lower bound for the whole-replica plan: the pooled relaxation's bound (the restricted
+    # re-solve's own bound holds only on its support, so it is not one).
+    bound = outcome.bound
+    if full and rout.bound is not None:
+        bound = rout.bound if bound is None else max(bound, rout.bound)
+    rout.bound = bound
+    rout.gap = None
+    if rout.objective is not None and bound is not None:
+        rout.gap = max(0.0, (rout.objective - bound) / max(abs(rout.objective), 1e-9))
+    rout.status = "optimal" if rout.gap is not None and rout.gap <= opts.gap + 1e-9 else "feasible"
+    rout.time_s = time.monotonic() - t0
     return rm, rout, plan_from_model(rm), rounding
+
+
+def _support_start(cs: CandidateSet, m, opts: SolveOptions, t0: float, say) -> dict[str, float] | None:
+    """A starting plan from the LP relaxation's support: the replica MILP restricted to the
+    (workload, site, offer) triples the LP uses, solved in a quarter of the budget. Its plan is a
+    plan of the full model (every other variable 0) and is handed to HiGHS as its start."""
+    from .solve import lp_relaxation
+
+    lp = lp_relaxation(m.prob, 0.25 * _left(opts, t0))
+    if lp is None:
+        return None
+    used = {k[:3] for k, v in m.r.items() if lp[v.name] > 1e-7}
+    used |= {(k[0], k[2], k[3]) for k, v in m.y.items() if lp[v.name] > 1e-9}
+    if not used or len(used) >= len(cs.triples):
+        return None
+    sub = CandidateSet(res=cs.res, loads=cs.loads, triples=[c for c in cs.triples if c.key in used],
+                       routes=cs.routes, rtt=cs.rtt, egress=cs.egress, exclusions=cs.exclusions)
+    sm = build_model(sub, "replica")
+    sopts = SolveOptions(**{**opts.__dict__, "time_limit_s": 0.25 * _left(opts, t0), "heuristic": True})
+    out = solve_model(sm, sopts)
+    say(f"LP-support plan ({len(used)} of {len(cs.triples)} triples): {out.status}, "
+        f"{out.objective if out.objective is not None else float('nan'):,.2f} USD/month")
+    if out.status not in ("optimal", "feasible"):
+        return None
+    start: dict[str, float] = {}
+    for store, sub_store in ((m.r, sm.r), (m.n, sm.n), (m.open, sm.open), (m.used, sm.used)):
+        for key, v in store.items():
+            sv = sub_store.get(key)
+            start[v.name] = float(round(sv.varValue or 0.0)) if sv is not None else 0.0
+    return start
+
+
+def _ceil_start(pooled, rm) -> dict[str, float]:
+    """Start for the whole-replica re-solve: each pooled allocation rounded up to whole replicas,
+    and the instances those replicas need (HiGHS completes the continuous part)."""
+    import math
+    from collections import defaultdict
+
+    start: dict[str, float] = {}
+    need: dict[tuple, float] = defaultdict(float)
+    for key, v in rm.r.items():
+        val = math.ceil((pooled.r[key].varValue or 0.0) - 1e-6) if key in pooled.r else 0
+        start[v.name] = float(val)
+        w, sid, oid, tau, t = key
+        need[(sid, oid, tau, t)] += val * rm.cand[(w, sid, oid)].shape.gpus
+    count: dict[tuple, int] = defaultdict(int)
+    for (sid, oid, tau, t), g in need.items():
+        n = math.ceil(g / rm.offers[(sid, oid)].gpus - 1e-9)
+        key = (sid, oid, tau) if (sid, oid, tau) in rm.n else (sid, oid, tau, t)
+        count[key] = max(count[key], n)
+    for key, v in rm.n.items():
+        start[v.name] = float(count.get(key, 0))
+    for sid, v in rm.open.items():
+        start[v.name] = float(any(c for k, c in count.items() if k[0] == sid))
+    return start
+
+
+def _left(opts: SolveOptions, t0: float) -> float:
+    return max(0.5, opts.time_limit_s - (time.monotonic() - t0))
 
 
 def verify(res: Resolved, result: PlacementResult):

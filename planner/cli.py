@@ -64,8 +64,14 @@ def main():
 
 
 @main.command()
-def schema():
-    """Print the JSON Schema of the scenario file."""
+@click.option("--result", "of_result", is_flag=True, help="print the schema of result.json instead")
+def schema(of_result: bool):
+    """Print the JSON Schema of the scenario file (or of result.json)."""
+    if of_result:
+        from .results import result_json_schema
+
+        click.echo(json.dumps(result_json_schema(), indent=2, sort_keys=True))
+        return
     from .schema import scenario_json_schema
 
     click.echo(json.dumps(scenario_json_schema(), indent=2, sort_keys=True))

@@ -538,13 +538,35 @@ class _Checker:
         declared = {s.id for s in self.s.sites}
         for sid in self.s.lost_sites:
             if sid not in sites and sid not in declared:
-                self.add("lost_sites", "unknown site", value=sid, choices=list(sites),
+                self.add(self._lost_site_path(sid), "unknown site", value=sid, choices=list(sites),
                          fix="name a declared site id or a selected cloud site (<provider>-<region>)")
+
+    def _lost_site_path(self, sid: str) -> str:
+        """Where a lost site was written: the variant's lose_site patch, else top-level lost_sites."""
+        variant = self.loaded.variant
+        variants = self.loaded.raw.get("variants")
+        spec = variants.get(variant) if variant is not None and isinstance(variants, dict) else None
+        patches = spec.get("patches") if isinstance(spec, dict) else None
+        for i, patch in enumerate(patches or []):
+            if isinstance(patch, dict) and patch.get("lose_site") == sid:
+                return f"variants.{variant}.patches[{i}].lose_site"
+        return "lost_sites"
 
 
 def check(loaded: LoadedScenario, catalog: Catalog) -> Resolved:
     """Resolve every reference of a loaded scenario against the catalogs, or raise InputError
     with all problems found."""
+    try:
+        return _check(loaded, catalog)
+    except InputError as exc:
+        if loaded.variant is not None:
+            for p in exc.problems:
+                if not p.path.startswith("variants."):
+                    p.message = f"after applying variant {loaded.variant!r}: {p.message}"
+        raise InputError(exc.problems) from None
+
+
+def _check(loaded: LoadedScenario, catalog: Catalog) -> Resolved:
     c = _Checker(loaded, catalog)
     s = loaded.scenario
     c.unique_ids()

@@ -18,7 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from .errors import InputError, Problem, did_you_mean
-from .schema import Scenario
+from .schema import ID_PATTERN, Scenario
 
 #: Field used as the key of each list's items when addressing them by id.
 LIST_KEYS = ("id", "user_region", "accelerator", "provider")
@@ -77,6 +77,22 @@ _FIXES = {
     "too_short": "add at least one item",
 }
 
+_BOUNDS = {"greater_than_equal": (">=", "ge"), "less_than_equal": ("<=", "le"), "greater_than": (">", "gt"),
+           "less_than": ("<", "lt")}
+
+#: Fixes for the schema's own value errors, by a phrase of their message (else the generic fix).
+_VALUE_FIXES = (
+    ("profile needs exactly 24", "give 24 multipliers, one per hour 0-23 of the user region's local time"),
+    ("time slots", "make each slot start where the previous one ends, from 0 to 24, or omit time_slots "
+                   "for six 4-hour slots"),
+    ("take `batch`, not `demand`", "remove `demand`; a batch workload's volume is batch.tokens_per_day"),
+    ("need `batch:", "add `batch: {tokens_per_day: ..., window_utc_hours: [start, end]}`"),
+    ("need `demand`", "add `demand:` entries with user_region and peak_rps"),
+    ("`batch` is only for", "remove `batch`, or change kind to batch_embeddings"),
+    ("produces no output tokens", "set output_tokens: 0 (or remove it) in those query classes"),
+    ("cannot escalate to itself", "escalate to another workload's id, or remove routing"),
+)
+
 
 def _pydantic_problems(err: ValidationError, raw: dict, file: str, prefix: str = "") -> list[Problem]:
     problems = []
@@ -89,16 +105,22 @@ def _pydantic_problems(err: ValidationError, raw: dict, file: str, prefix: str =
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
         etype = e.get("type", "")
-        fix = _FIXES.get(etype, "correct the value as described")
+        fix = _FIXES.get(etype) or next((f for phrase, f in _VALUE_FIXES if phrase in msg),
+                                        "correct the value as described")
+        bound = _BOUNDS.get(etype)
+        if bound and bound[1] in (e.get("ctx") or {}):
+            fix = f"use a value {bound[0]} {e['ctx'][bound[1]]}"
         value = e.get("input") if etype not in ("missing",) else None
         suggestion = None
+        if etype == "string_pattern_mismatch" and isinstance(value, str) and value.lower() != value:
+            suggestion = value.lower() if re.match(ID_PATTERN, value.lower()) else None
         if etype == "extra_forbidden" and loc:
             parent_loc = loc[:-1]
             model_fields = _fields_at(parent_loc)
             suggestion = did_you_mean(str(loc[-1]), model_fields) if model_fields else None
             value = None
-        if isinstance(value, dict | list) and len(repr(value)) > 120:
-            value = None
+        if isinstance(value, dict | list) and len(repr(value)) > 80:
+            value = None  # e.g. a whole 24-hour profile: the message says what is wrong with it
         problems.append(Problem(file=file, path=path, message=msg, value=value, fix=fix, did_you_mean=suggestion))
     return problems
 
@@ -161,6 +183,31 @@ def read_yaml(path: Path) -> tuple[dict, bytes]:
 _SEG = re.compile(r"^([a-z_][a-z0-9_]*)(?:\[([^\]]+)\])?$")
 
 
+class _PathError(ValueError):
+    """A variant patch path that does not resolve; ``hint`` replaces ``wrong`` (a field name or an
+    id in brackets) to give the path the user probably meant."""
+
+    def __init__(self, message: str, wrong: str | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.wrong, self.hint = wrong, hint
+
+
+def _corrected_path(path: str, wrong: str | None, hint: str | None) -> str | None:
+    if not (wrong and hint):
+        return None
+    segs = _parse_path(path)
+    for i, (name, key) in enumerate(segs):
+        if key == wrong:
+            segs[i] = (name, hint)
+            break
+        if name == wrong:
+            segs[i] = (hint, key)
+            break
+    else:
+        return None
+    return ".".join(n + (f"[{k}]" if k is not None else "") for n, k in segs)
+
+
 def _parse_path(path: str) -> list[tuple[str, str | None]]:
     segs = []
     for part in path.split("."):
@@ -178,7 +225,7 @@ def _select(nodes: list[Any], seg: tuple[str, str | None], trail: str) -> list[A
     if not holders:
         keys = sorted({k for n in nodes if isinstance(n, dict) for k in n})
         hint = did_you_mean(name, keys)
-        raise ValueError(f"{trail}{name}: no such field" + (f" (did you mean {hint!r}?)" if hint else ""))
+        raise _PathError(f"{trail}{name}: no such field", name, hint)
     # under a wildcard, items without the field (e.g. a batch workload's demand) are skipped
     for node in holders:
         child = node[name]
@@ -196,8 +243,8 @@ def _select(nodes: list[Any], seg: tuple[str, str | None], trail: str) -> list[A
             raise ValueError(f"{trail}{name} is not a list; drop [{key}]")
         if not matched:
             hint = did_you_mean(key, known)
-            raise ValueError(f"{trail}{name}[{key}]: no item with that id" + (f" (did you mean {hint!r}?)" if hint else "")
-                             + (f"; known: {', '.join(known[:12])}" if known and not hint else ""))
+            raise _PathError(f"{trail}{name}[{key}]: no item with that id"
+                             + (f"; known: {', '.join(known[:12])}" if known and not hint else ""), key, hint)
         out.extend(matched)
     return out
 
@@ -223,8 +270,8 @@ def _apply_path_patch(raw: dict, path: str, multiply: float | None, set_value: A
             continue
         if last_name not in parent:
             hint = did_you_mean(last_name, list(parent))
-            raise ValueError(f"{trail}{last_name}: field not set in the scenario, so there is nothing to multiply"
-                             + (f" (did you mean {hint!r}?)" if hint else "; use set instead"))
+            raise _PathError(f"{trail}{last_name}: field not set in the scenario, so there is nothing to multiply"
+                             + ("" if hint else "; use set instead"), last_name, hint)
         val = parent[last_name]
         if isinstance(val, bool) or not isinstance(val, int | float | list):
             raise ValueError(f"{trail}{last_name} is {type(val).__name__}, cannot multiply")
@@ -266,8 +313,11 @@ def apply_variant(raw: dict, variant: str, file: str) -> dict:
             elif "lose_site" in patch:
                 out.setdefault("lost_sites", []).append(patch["lose_site"])
         except ValueError as exc:
+            hint = _corrected_path(str(patch["path"]), exc.wrong, exc.hint) if isinstance(exc, _PathError) else None
             problems.append(Problem(file=file, path=f"{where}.path", message=str(exc), value=patch.get("path"),
-                                    fix="address fields by id as in workloads[chat_eu].demand[*].peak_rps"))
+                                    did_you_mean=hint,
+                                    fix="address list items by their id (or * for all), e.g. "
+                                        "workloads[<workload id>].demand[*].peak_rps"))
     if problems:
         raise InputError(problems)
     return out

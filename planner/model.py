@@ -26,6 +26,7 @@ month slot t occurs (= slot hours x hours_per_month / 24).
 
 from __future__ import annotations
 
+import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -496,8 +497,55 @@ def site_share_exprs(m: PlacementModel, w: str) -> dict[str, list]:
     return out
 
 
+def define_replica_cuts(m: PlacementModel) -> None:
+    """Integer rounding cuts (replica form only; valid, they cut off fractional replicas):
+
+    sum_{s,o,tau} r[w,s,o,tau,t] >= ceil( sum_k D[w,k,t] / max_o rho[w,k,o] )
+    R[w,t] - sum_{o,tau != spot} r[w,s,o,tau,t] >= ceil(...)     (N+1 workloads, every site s)
+
+    Every class's load needs replica-time on some offer (capacity rows), one replica gives at most
+    the best offer's rate, spot counts at most 1; the left side is an integer, so the bound
+    rounds up. Without it the LP relaxation serves a slot's small load with 0.2 of a replica.
+    """
+    if m.integrality != "replica":
+        return
+    cs = m.cs
+    best: dict[tuple[str, str], float] = defaultdict(float)
+    for c in cs.triples:
+        for k, e in c.rps.items():
+            best[(c.workload, k)] = max(best[(c.workload, k)], e.rps)
+    r_by: dict[tuple[str, str], list] = defaultdict(list)
+    r_site: dict[tuple[str, str], list] = defaultdict(list)
+    for (w, sid, _o, tau, t), v in m.r.items():
+        r_by[(w, t)].append((v, 1.0))
+        r_site[(w, t)].append((v, tau, sid))
+    for w in cs.res.scenario.workloads:
+        if w.is_batch:
+            continue
+        for t in m.slots:
+            need = 0.0
+            for k, load in class_mix(m, w.id, t).items():
+                if load > 0 and best[(w.id, k)] > 0:
+                    need += load / best[(w.id, k)]
+            if need <= 1e-9 or not r_by[(w.id, t)]:
+                continue
+            m.add_row("replica_cut", f"{w.id}__{t}", _expr(r_by[(w.id, t)]), pulp.LpConstraintGE,
+                      float(math.ceil(need - 1e-9)))
+            if w.redundancy.mode == "n_plus_1":
+                # the same bound for the non-spot replicas left after losing any one site, in
+                # linear size: R[w,t] = sum of non-spot replicas; R - R_s >= ceil(need)
+                ns = [(v, 1.0) for v, tau, _s in r_site[(w.id, t)] if tau != "spot"]
+                R = m.var(m.T, (w.id, t, "replicas"), "rcnt", 0.0)
+                m.add_row("nplus1_cut_total", f"{w.id}__{t}", _expr([(R, 1.0)] + [(v, -a) for v, a in ns]),
+                          pulp.LpConstraintEQ, 0.0)
+                for sid in sorted({sid for _v, _tau, sid in r_site[(w.id, t)]}):
+                    own = [(v, -1.0) for v, tau, s2 in r_site[(w.id, t)] if s2 == sid and tau != "spot"]
+                    m.add_row("nplus1_cut", f"{w.id}__{sid}__{t}", _expr([(R, 1.0)] + own), pulp.LpConstraintGE,
+                              float(math.ceil(need - 1e-9)))
+
+
 FAMILIES = (define_serving, define_capacity, define_instances, define_inventory, define_power, define_sites,
-            define_redundancy, define_spot)
+            define_redundancy, define_spot, define_replica_cuts)
 
 
 def build_model(cs: CandidateSet, integrality: str = "replica") -> PlacementModel:

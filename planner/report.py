@@ -143,7 +143,7 @@ def render_markdown(result: PlacementResult) -> str:
     parts.append("\n## Placement (peak slot of each workload)\n")
     parts.append(_md_table(placement_peak(d), ["workload", "site", "accelerator", "tier", "replicas", "gpus"]))
     parts.append("\n## Routes\n")
-    parts.append(_md_table(d["routes"], ["workload", "user_region", "site", "share", "rtt_ms", "rtt_source"],
+    parts.append(_md_table(d["routes"], ["workload", "user_region", "slot", "site", "share", "rtt_ms", "rtt_source"],
                            {"share": lambda x: f"{x:.3f}"}))
     parts.append("\n## Cost by site\n")
     parts.append(_md_table(cost_by(d, ("site", "provider")), ["site", "provider", "usd_per_month"], {"usd_per_month": money}))

@@ -279,13 +279,26 @@ def binding_constraints(m: PlacementModel) -> list[dict]:
             continue
         val = sum(v.varValue * a for v, a in c.items() if v.varValue is not None)
         rhs = -c.constant
+        if family == "spot_cap" and not any((v.varValue or 0) > 1e-9 and a > 0 for v, a in c.items()):
+            continue  # no spot in use: the cap does not limit anything
         if abs(val - rhs) <= 1e-6 * max(1.0, abs(rhs)):
             out.append({"constraint": name, "family": _BINDING_FAMILIES[family], "label": label, "value": _r(val, 6),
                         "limit": _r(rhs, 6)})
+    # inventory: every owned (or buyable) GPU busy in some slot - installed but idle GPUs do not bind
+    busy: dict[tuple, float] = defaultdict(float)
+    for (w, sid, oid, tau, t), v in m.r.items():
+        if tau in ("owned", "bought"):
+            busy[(sid, oid, tau, t)] += (v.varValue or 0.0) * m.cand[(w, sid, oid)].shape.gpus
+    peak: dict[tuple, float] = defaultdict(float)
+    for (sid, oid, tau, _t), g in busy.items():
+        peak[(sid, oid, tau)] = max(peak[(sid, oid, tau)], g)
     for key, v in sorted(m.n.items(), key=lambda kv: tuple(str(p) for p in kv[0])):
-        if key[2] in ("owned", "bought") and v.upBound is not None and (v.varValue or 0) >= v.upBound - 1e-6 and v.upBound > 0:
+        if key[2] not in ("owned", "bought") or not v.upBound:
+            continue
+        cap = v.upBound * m.offers[(key[0], key[1])].gpus
+        if peak.get(key, 0.0) >= cap - 1e-6:
             out.append({"constraint": f"inventory__{key[0]}__{key[1]}__{key[2]}", "family": "inventory",
-                        "label": f"{key[0]} {key[1]} {key[2]}", "value": _r(v.varValue, 6), "limit": float(v.upBound)})
+                        "label": f"{key[0]} {key[1]} {key[2]}", "value": _r(peak[key], 6), "limit": float(cap)})
     return out
 
 
@@ -308,7 +321,31 @@ def write_atomic(path: Path, text: str) -> None:
 
 def result_json_schema() -> dict[str, Any]:
     """Published JSON Schema of result.json (the top-level contract; rows are documented objects)."""
-    row = {"type": "object"}
+    def rows(required: list[str], **props) -> dict:
+        return {"type": "array", "items": {"type": "object", "required": required, "properties": props}}
+
+    num = {"type": "number"}
+    text = {"type": "string"}
+    tables = {
+        "placements": rows(["workload", "site", "offer", "tier", "slot", "replicas", "gpus", "provider", "region",
+                            "instance_type", "accelerator", "tags"], replicas=num, gpus=num,
+                           tier={"enum": ["owned", "bought", "reserved", "on_demand", "spot"]},
+                           tags={"type": "object", "required": ["workload", "tenant", "feature", "scenario"]}),
+        "instances": rows(["site", "offer", "tier", "slot", "count", "instance_type", "accelerator", "gpus"],
+                          count={"type": "integer", "minimum": 0}),
+        "routes": rows(["workload", "user_region", "site", "slot", "share", "rtt_ms", "rtt_source"],
+                       share={"type": "number", "minimum": 0, "maximum": 1.000001}),
+        "serving": rows(["workload", "class", "site", "offer", "slot", "rps"], rps=num),
+        "utilisation": rows(["site", "slot", "gpus_installed", "gpus_used", "kw", "kg_co2e_per_month"]),
+        "costs": rows(["site", "provider", "workload", "tier", "kind", "item", "usd_per_month"], usd_per_month=num,
+                      kind={"enum": ["compute", "capex", "owned_sunk", "electricity", "fixed", "egress_response",
+                                     "egress_data"]}),
+        "unit_costs": rows(["workload", "class", "requests_per_month", "usd_per_month", "usd_per_1k_requests",
+                            "usd_per_successful_outcome"]),
+        "attribution": rows(["tenant", "feature", "usd_per_month"]),
+        "binding": rows(["constraint", "family", "label", "value", "limit"]),
+        "failover": rows(["workload", "slot", "lost_site", "unserved_user_regions", "unserved_rps"]),
+    }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "planner result",
@@ -317,14 +354,18 @@ def result_json_schema() -> dict[str, Any]:
         "properties": {
             "schema_version": {"const": SCHEMA_VERSION},
             "planner_version": {"type": "string"},
-            "scenario": {"type": "object", "required": ["name", "path", "content_hash", "variant"]},
+            "scenario": {"type": "object", "required": ["name", "path", "content_hash", "variant"],
+                         "properties": {"name": text, "path": text, "content_hash": text}},
             "catalog": {"type": "object", "required": ["version"]},
             "solve": {"type": "object", "required": ["solver", "solver_version", "integrality", "options", "status",
-                                                     "objective", "bound", "gap", "time_s"],
+                                                     "model_status", "objective", "bound", "gap", "time_s",
+                                                     "rounding", "notes"],
                       "properties": {"status": {"enum": ["optimal", "feasible", "infeasible", "no_plan"]},
                                      "integrality": {"enum": ["replica", "pooled"]}}},
-            "summary": {"type": "object"},
-            **{t: {"type": "array", "items": row} for t in TABLES},
+            "summary": {"type": "object", "required": ["total_usd_per_month", "owned_sunk_usd_per_month",
+                                                       "requests_per_month", "usd_per_1k_requests",
+                                                       "kg_co2e_per_month"]},
+            **tables,
             "pruned": {"type": "object"},
             "warnings": {"type": "array", "items": {"type": "string"}},
         },

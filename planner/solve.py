@@ -45,6 +45,9 @@ class SolveOptions:
     seed: int = 0
     heuristic: bool = True
     msg: bool = False
+    mip_heuristic_effort: float | None = None
+    #: a (partial) starting solution by variable name; HiGHS completes the rest
+    start: dict[str, float] | None = None
 
 
 @dataclass
@@ -148,6 +151,17 @@ def new_highs():
     return h
 
 
+def lp_relaxation(prob: pulp.LpProblem, time_limit_s: float) -> dict[str, float] | None:
+    """Values of the LP relaxation by variable name, or None if it was not solved to optimality."""
+    hc = _HighsCopy(prob)
+    hc.set_integrality(False)
+    hc.h.setOptionValue("time_limit", max(0.5, time_limit_s))
+    hc.h.run()
+    if hc.h.getModelStatus() != hc.hs.HighsModelStatus.kOptimal:
+        return None
+    return {v.name: float(x) for v, x in zip(hc.vars, hc.values(), strict=True)}
+
+
 def _model_status_name(h) -> str:
     return h.modelStatusToString(h.getModelStatus())
 
@@ -223,7 +237,16 @@ def solve_highs(m: PlacementModel, opts: SolveOptions) -> SolveOutcome:
             notes.append(f"LP-rounding heuristic plan: {plan_obj:,.2f} USD/month, handed to HiGHS as its start")
         elif lp_bound is not None:
             notes.append("LP-rounding heuristic found no plan (rounding broke a bound); HiGHS started cold")
+    if opts.start:
+        pos = {v.name: i for i, v in enumerate(hc.vars)}
+        items = sorted((pos[k], float(v)) for k, v in opts.start.items() if k in pos)
+        if items:
+            idx = np.array([i for i, _ in items], dtype=np.int32)
+            h.setSolution(len(items), idx, np.array([v for _, v in items]))
+            notes.append(f"started from a given partial solution ({len(items)} values)")
     h.setOptionValue("mip_rel_gap", float(opts.gap))
+    if opts.mip_heuristic_effort is not None:
+        h.setOptionValue("mip_heuristic_effort", float(opts.mip_heuristic_effort))
     remaining = deadline - time.monotonic()
     h.setOptionValue("time_limit", max(0.5, remaining))
     if opts.node_limit is not None:

@@ -1,0 +1,44 @@
+"""Shared test options and helpers. Golden files are regenerated only with an explicit flag:
+
+    .venv/bin/python -m pytest tests/test_cli.py --update-golden
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "workloads"
+os.chdir(ROOT)  # the tests address shipped examples as workloads/<name>.yaml
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", default=False,
+                     help="rewrite tests/golden/* from the current output instead of comparing")
+
+
+@pytest.fixture
+def update_golden(request) -> bool:
+    return bool(request.config.getoption("--update-golden"))
+
+
+@pytest.fixture
+def example_path() -> Path:
+    """The reference example scenario, workloads/eu_saas.yaml."""
+    return EXAMPLES / "eu_saas.yaml"
+
+
+@pytest.fixture
+def run_cli() -> Callable[..., Result]:
+    """Run ``planner ARGS...`` in-process; returns click's Result (exit_code, output, stderr)."""
+    from planner.cli import main
+
+    def run(*args: str | Path) -> Result:
+        return CliRunner().invoke(main, [str(a) for a in args])
+
+    return run
