@@ -169,17 +169,21 @@ def _support_start(cs: CandidateSet, m, opts: SolveOptions, t0: float, say) -> d
     sub = CandidateSet(res=cs.res, loads=cs.loads, triples=[c for c in cs.triples if c.key in used],
                        routes=cs.routes, rtt=cs.rtt, egress=cs.egress, exclusions=cs.exclusions)
     sm = build_model(sub, "replica")
-    sopts = SolveOptions(**{**opts.__dict__, "time_limit_s": 0.25 * _left(opts, t0), "heuristic": True})
+    sopts = SolveOptions(**{**opts.__dict__, "time_limit_s": 0.25 * _left(opts, t0), "heuristic": True,
+                            "node_limit": None})
     out = solve_model(sm, sopts)
     say(f"LP-support plan ({len(used)} of {len(cs.triples)} triples): {out.status}, "
         f"{out.objective if out.objective is not None else float('nan'):,.2f} USD/month")
     if out.status not in ("optimal", "feasible"):
         return None
+    # the whole plan, mapped by key (a variable missing from the restricted model is 0)
     start: dict[str, float] = {}
-    for store, sub_store in ((m.r, sm.r), (m.n, sm.n), (m.open, sm.open), (m.used, sm.used)):
-        for key, v in store.items():
+    for attr in ("x", "y", "r", "n", "open", "used", "T", "P"):
+        sub_store = getattr(sm, attr)
+        for key, v in getattr(m, attr).items():
             sv = sub_store.get(key)
-            start[v.name] = float(round(sv.varValue or 0.0)) if sv is not None else 0.0
+            val = (sv.varValue or 0.0) if sv is not None else 0.0
+            start[v.name] = float(round(val)) if v.cat != "Continuous" else float(val)
     return start
 
 

@@ -97,6 +97,10 @@ class _HighsCopy:
             hi.append(inf if c.getUb() is None else c.getUb())
             self.row_names.append(name)
         self.lb, self.ub, self.cost = lb, ub, cost
+        self.row_of = np.repeat(np.arange(len(lo)), np.diff(np.array(starts)))
+        self.col_of = np.array(index, dtype=np.int64)
+        self.coef = np.array(value, dtype=float)
+        self.row_lo, self.row_hi = np.array(lo, dtype=float), np.array(hi, dtype=float)
         h = new_highs()
         h.addVars(n, lb, ub)
         if n:
@@ -107,6 +111,7 @@ class _HighsCopy:
                       np.array(index, dtype=np.int32), np.array(value, dtype=float))
         self.h = h
         self.int_idx = np.flatnonzero(self.is_int).astype(np.int32)
+        self.set_integrality(True)
 
     def set_integrality(self, integer: bool) -> None:
         if len(self.int_idx):
@@ -119,6 +124,17 @@ class _HighsCopy:
     def assign(self, values: np.ndarray) -> None:
         for v, x in zip(self.vars, values, strict=True):
             v.varValue = float(x)
+
+    def feasible(self, x: np.ndarray, tol: float = 1e-6) -> bool:
+        """Bounds, integrality and every row hold for x (absolute tolerance scaled by row size)."""
+        if np.any(x < self.lb - tol) or np.any(x > self.ub + tol):
+            return False
+        k = self.int_idx
+        if len(k) and np.any(np.abs(x[k] - np.round(x[k])) > tol):
+            return False
+        act = np.bincount(self.row_of, weights=self.coef * x[self.col_of], minlength=len(self.row_lo))
+        slack = tol * np.maximum(1.0, np.abs(act))
+        return bool(np.all(act >= self.row_lo - slack) and np.all(act <= self.row_hi + slack))
 
     def objective(self, values: np.ndarray) -> float:
         return float(self.cost @ values) + self.offset
@@ -230,20 +246,28 @@ def solve_highs(m: PlacementModel, opts: SolveOptions) -> SolveOutcome:
     if opts.heuristic and len(hc.int_idx):
         plan, plan_obj, lp_bound = _heuristic(hc, deadline, opts)
         if plan is not None:
-            sol = highspy.HighsSolution()
-            sol.col_value = list(plan)
-            sol.value_valid = True
-            h.setSolution(sol)
-            notes.append(f"LP-rounding heuristic plan: {plan_obj:,.2f} USD/month, handed to HiGHS as its start")
+            notes.append(f"LP-rounding heuristic plan: {plan_obj:,.2f} USD/month")
         elif lp_bound is not None:
-            notes.append("LP-rounding heuristic found no plan (rounding broke a bound); HiGHS started cold")
+            notes.append("LP-rounding heuristic found no plan (rounding broke a bound)")
     if opts.start:
         pos = {v.name: i for i, v in enumerate(hc.vars)}
-        items = sorted((pos[k], float(v)) for k, v in opts.start.items() if k in pos)
-        if items:
-            idx = np.array([i for i, _ in items], dtype=np.int32)
-            h.setSolution(len(items), idx, np.array([v for _, v in items]))
-            notes.append(f"started from a given partial solution ({len(items)} values)")
+        given = np.zeros(len(hc.vars))
+        for k, v in opts.start.items():
+            if k in pos:
+                given[pos[k]] = v
+        if hc.feasible(given):
+            gobj = hc.objective(given)
+            notes.append(f"given starting plan: {gobj:,.2f} USD/month")
+            if plan is None or gobj < plan_obj:
+                plan, plan_obj = given, gobj
+        else:
+            notes.append("the given starting plan breaks a constraint of this model; not used")
+    if plan is not None:
+        sol = highspy.HighsSolution()
+        sol.col_value = list(plan)
+        sol.value_valid = True
+        h.setSolution(sol)
+        notes.append(f"HiGHS started from the best of these ({plan_obj:,.2f} USD/month)")
     h.setOptionValue("mip_rel_gap", float(opts.gap))
     if opts.mip_heuristic_effort is not None:
         h.setOptionValue("mip_heuristic_effort", float(opts.mip_heuristic_effort))

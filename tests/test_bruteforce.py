@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from planner import api
@@ -167,6 +167,10 @@ def rps_unit() -> float:
 @settings(max_examples=220, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(p=params)
 def test_milp_matches_brute_force(p, rps_unit):
+    # Knife edges: a demand within 1e-4 of a capacity step (a whole replicas + b spot replicas
+    # at 0.8) is decided by the solver's feasibility tolerance (1e-6), not by the model.
+    steps = [a + 0.8 * b for a in range(10) for b in range(10)]
+    assume(all(min(abs(f - x) for x in steps) > 1e-4 for f in p["fracs"]))
     if p["owned"] == 0:
         p = {**p, "fixed": 0.0}
     res = resolve(tiny_scenario(**p, rps=rps_unit))
