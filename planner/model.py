@@ -87,6 +87,16 @@ class PlacementModel:
         store[key] = v
         return v
 
+    def by_workload(self, store: str, w: str) -> list:
+        """((key without the workload), variable) pairs of one workload in a store, grouped once."""
+        cache = self.__dict__.setdefault("_by_w", {})
+        if store not in cache:
+            grouped: dict[str, list] = defaultdict(list)
+            for key, v in getattr(self, store).items():
+                grouped[key[0]].append((key[1:], v))
+            cache[store] = grouped
+        return cache[store].get(w, [])
+
     def replica_cat(self) -> str:
         return pulp.LpInteger if self.integrality == "replica" else pulp.LpContinuous
 
@@ -149,19 +159,17 @@ def define_serving(m: PlacementModel) -> None:
     cs = m.cs
     s = cs.res.scenario
     y_by: dict[tuple, list] = defaultdict(list)
+    y_wk: dict[tuple, list] = defaultdict(list)
+    slot_h = {t.id: t.hours for t in s.time_slots}
     for (w, k, sid, _oid, t), v in m.y.items():
         y_by[(w, k, sid, t)].append(v)
+        y_wk[(w, k)].append((v, 3600.0 * slot_h[t]))
     for w in s.workloads:
         wl = cs.loads[w.id]
         if w.is_batch:
-            slot_h = {t.id: t.hours for t in s.time_slots}
             for lc in wl.classes:
-                pairs = [(v, 3600.0 * slot_h[t]) for (ww, k, _sid, _o, t), v in m.y.items() if ww == w.id and k == lc.key]
-                need = wl.batch_requests_per_day[lc.key]
-                if not pairs:
-                    m.add_row("serve", f"{w.id}__{lc.key}", _expr([]), pulp.LpConstraintEQ, need)
-                else:
-                    m.add_row("serve", f"{w.id}__{lc.key}", _expr(pairs), pulp.LpConstraintEQ, need)
+                m.add_row("serve", f"{w.id}__{lc.key}", _expr(y_wk.get((w.id, lc.key), [])), pulp.LpConstraintEQ,
+                          wl.batch_requests_per_day[lc.key])
             continue
         routes = cs.routes[w.id]
         for u, sites in routes.items():
@@ -332,9 +340,10 @@ def define_redundancy(m: PlacementModel) -> None:
     """
     cs = m.cs
     s = cs.res.scenario
+    by_w = cs.by_workload()
     for w in s.workloads:
         wl = cs.loads[w.id]
-        cands = [c for c in cs.triples if c.workload == w.id]
+        cands = by_w[w.id]
         sites = sorted({c.site for c in cands})
         if w.redundancy.mode == "n_plus_1" and not w.is_batch:
             for t in m.slots:
@@ -481,8 +490,8 @@ def site_share_exprs(m: PlacementModel, w: str) -> dict[str, list]:
     if wk.is_batch:
         total = sum(wl.batch_requests_per_day.values())
         slot_h = {t.id: t.hours for t in cs.res.scenario.time_slots}
-        for (ww, k, sid, _o, t), v in m.y.items():
-            if ww == w and not k.count("~"):
+        for (k, sid, _o, t), v in m.by_workload("y", w):
+            if "~" not in k:
                 out[sid].append((v, 3600.0 * slot_h[t] / total))
         return out
     vol: dict[tuple[str, str], float] = defaultdict(float)
@@ -491,8 +500,8 @@ def site_share_exprs(m: PlacementModel, w: str) -> dict[str, list]:
     total = sum(vol.values())
     if total <= 0:
         return out
-    for (ww, u, sid, t), v in m.x.items():
-        if ww == w and vol.get((u, t), 0.0) > 0:
+    for (u, sid, t), v in m.by_workload("x", w):
+        if vol.get((u, t), 0.0) > 0:
             out[sid].append((v, vol[(u, t)] / total))
     return out
 

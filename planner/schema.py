@@ -433,7 +433,11 @@ class Scenario(Strict):
 
     # convenience look-ups ---------------------------------------------------
     def workload(self, wid: str) -> Workload:
-        return next(w for w in self.workloads if w.id == wid)
+        index = self.__dict__.get("_workload_index")
+        if index is None or len(index) != len(self.workloads):
+            index = {w.id: w for w in self.workloads}
+            self.__dict__["_workload_index"] = index
+        return index[wid]
 
     def user_region(self, rid: str) -> UserRegion:
         return next(r for r in self.user_regions if r.id == rid)
