@@ -140,12 +140,17 @@ def verify_result(res: Resolved, result: PlacementResult) -> VerifyReport:
                 v.append(f"latency: {w.id} users in {r['user_region']} -> {r['site']} RTT "
                          f"{link.rtt_ms} ms > SLO {w.latency.network_rtt_ms} ms")
         share[(w.id, r["user_region"], r["site"], r["slot"])] += r["share"]
+    routed: dict[tuple, float] = defaultdict(float)  # (w, u, t) -> total share
+    sites_routed: dict[tuple, set] = defaultdict(set)  # (w, t) -> sites
+    for (w_id, u, sid, t), x in share.items():
+        routed[(w_id, u, t)] += x
+        sites_routed[(w_id, t)].add(sid)
     for w in s.workloads:
         if w.is_batch:
             continue
         for dmd in w.demand:
             for t in slots:
-                tot = sum(x for (ww, u, _s, tt), x in share.items() if ww == w.id and u == dmd.user_region and tt == t)
+                tot = routed.get((w.id, dmd.user_region, t), 0.0)
                 if not _close(tot, 1.0, abs_=1e-5):
                     v.append(f"routes: {w.id} traffic from {dmd.user_region} in slot {t} is routed {tot:.6f}, not 1")
 
@@ -182,28 +187,35 @@ def verify_result(res: Resolved, result: PlacementResult) -> VerifyReport:
     for key, need in sorted(cap_use.items()):
         if need > reps.get(key, 0.0) * (1 + 1e-6) + 1e-6:
             v.append(f"capacity: {key[0]} on {key[2]} slot {key[3]} needs {need:.4f} replicas, has {reps.get(key, 0.0):g}")
+    served_by_w: dict[str, list] = defaultdict(list)
+    for (w_id, k, sid, t), x in served.items():
+        served_by_w[w_id].append((k, sid, t, x))
     for w in s.workloads:
         wl = loads[w.id]
+        rows_w = served_by_w.get(w.id, [])
         if w.is_batch:
+            done: dict[str, float] = defaultdict(float)
+            for k, _sid, t, x in rows_w:
+                done[k] += x * 3600.0 * hours[t]
             for lc in wl.classes:
-                done = sum(x * 3600.0 * hours[t] for (ww, k, _s, t), x in served.items() if ww == w.id and k == lc.key)
                 need = wl.batch_requests_per_day[lc.key]
-                if not _close(done, need, rel=1e-5):
-                    v.append(f"batch: {w.id} class {lc.key} does {done:,.1f} requests/day, needs {need:,.1f}")
-                outside = [t for (ww, k, _s, t) in served if ww == w.id and t not in wl.batch_slots]
-                if outside:
-                    v.append(f"batch: {w.id} runs outside its window in slots {sorted(set(outside))}")
-            for (ww, _k, sid, _t) in served:
-                if ww == w.id:
-                    why = residency_allows(w.residency, None, res.sites[sid].point)
-                    if why:
-                        v.append(f"residency: batch {w.id} runs at {sid}: {why}")
+                if not _close(done[lc.key], need, rel=1e-5):
+                    v.append(f"batch: {w.id} class {lc.key} does {done[lc.key]:,.1f} requests/day, needs {need:,.1f}")
+            outside = sorted({t for _k, _sid, t, _x in rows_w if t not in wl.batch_slots})
+            if outside:
+                v.append(f"batch: {w.id} runs outside its window in slots {outside}")
+            for sid in sorted({sid for _k, sid, _t, _x in rows_w}):
+                why = residency_allows(w.residency, None, res.sites[sid].point)
+                if why:
+                    v.append(f"residency: batch {w.id} runs at {sid}: {why}")
             continue
+        served_sites: dict[tuple, set] = defaultdict(set)
+        for k, sid, t, _x in rows_w:
+            served_sites[(k, t)].add(sid)
         for lc in wl.classes:
             for t in slots:
-                sites = {sid for (ww, k, sid, tt) in served if ww == w.id and k == lc.key and tt == t}
-                sites |= {sid for (ww, _u, sid, tt) in share if ww == w.id and tt == t}
-                for sid in sites:
+                sites = served_sites.get((lc.key, t), set()) | sites_routed.get((w.id, t), set())
+                for sid in sorted(sites):
                     want = sum(wl.peak_rps.get((lc.key, u, t), 0.0) * share.get((w.id, u, sid, t), 0.0)
                                for u in wl.user_regions())
                     got = served.get((w.id, lc.key, sid, t), 0.0)
@@ -212,13 +224,14 @@ def verify_result(res: Resolved, result: PlacementResult) -> VerifyReport:
                                  f"demand is {want:.6f}")
 
     # ---- quotas and power
-    for sid, site in res.sites.items():
-        for acc, quota in site.quota_gpus.items():
-            for t in slots:
-                g = sum(c * offers[(s2, o)].gpus for (s2, o, _tau, tt), c in inst.items()
-                        if s2 == sid and tt == t and offers[(s2, o)].accelerator == acc)
-                if g > quota + TOL:
-                    v.append(f"quota: {sid} uses {g:g} {acc} GPUs in slot {t}, quota {quota}")
+    quota_use: dict[tuple, float] = defaultdict(float)
+    for (sid, oid, _tau, t), c in inst.items():
+        o = offers[(sid, oid)]
+        quota_use[(sid, o.accelerator, t)] += c * o.gpus
+    for (sid, acc, t), g in sorted(quota_use.items()):
+        quota = res.sites[sid].quota_gpus.get(acc)
+        if quota is not None and g > quota + TOL:
+            v.append(f"quota: {sid} uses {g:g} {acc} GPUs in slot {t}, quota {quota}")
     for (sid, t), kw in sorted(site_power_kw(res, plan, offers).items()):
         budget = res.sites[sid].power_budget_kw
         if budget is not None and kw > budget * (1 + 1e-9) + 1e-9:
@@ -269,9 +282,15 @@ def _check_redundancy(res: Resolved, plan: Plan, loads, shape_of, offers, rep: V
     s = res.scenario
     pol = s.policies
     slots = [t.id for t in s.time_slots]
+    reps_by_w: dict[str, list] = defaultdict(list)
+    for r in plan.replicas:
+        reps_by_w[r["workload"]].append(r)
+    routes_by_w: dict[str, set] = defaultdict(set)
+    for r in plan.routes:
+        routes_by_w[r["workload"]].add(r["site"])
     for w in s.workloads:
         wl = loads[w.id]
-        rows = [r for r in plan.replicas if r["workload"] == w.id]
+        rows = reps_by_w.get(w.id, [])
         cap_ns: dict[tuple, float] = defaultdict(float)  # (site, slot) -> non-spot rps
         cap_all: dict[str, float] = defaultdict(float)  # slot -> effective rps
         cap_spot: dict[str, float] = defaultdict(float)
@@ -296,7 +315,7 @@ def _check_redundancy(res: Resolved, plan: Plan, loads, shape_of, offers, rep: V
                 rep.violations.append(f"min_sites: {w.id} runs at {len(used)} sites, needs {w.redundancy.min_sites}")
         if w.redundancy.mode != "n_plus_1" or w.is_batch:
             continue
-        sites = sorted({sid for (sid, _t) in cap_ns} | {r["site"] for r in plan.routes if r["workload"] == w.id})
+        sites = sorted({sid for (sid, _t) in cap_ns} | routes_by_w.get(w.id, set()))
         for t in slots:
             demand = wl.peak(t)
             if demand <= 0:
