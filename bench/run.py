@@ -153,11 +153,12 @@ def naive_nplus1(m: PlacementModel) -> None:
     replica variables, O(sites^2) nonzeros per workload and slot. The class-mix rates are computed
     once per (candidate, slot), as the linear form does, so only the row shape differs."""
     cs = m.cs
+    by_w = cs.by_workload()
     for w in cs.res.scenario.workloads:
         if w.redundancy.mode != "n_plus_1" or w.is_batch:
             continue
         wl = cs.loads[w.id]
-        cands = [c for c in cs.triples if c.workload == w.id]
+        cands = by_w[w.id]
         sites = sorted({c.site for c in cands})
         for t in m.slots:
             D = wl.peak(t)
@@ -349,6 +350,12 @@ def findings(out: dict, args) -> list[str]:
     for form, r in out["solve"].items():
         if r.get("status") in ("optimal", "feasible") and bobj and r.get("objective", 0) > 10 * bobj:
             f.append(f"{size} {form}: plan costs {r['objective'] / bobj:,.0f}x the best plan of the run")
+    c = out.get("cbc")
+    if c is not None:
+        if c["status"] not in ("optimal", "feasible"):
+            f.append(f"{size} cbc {c['form']}: no plan ({c['status']})")
+        elif c.get("verify_ok") is False:
+            f.append(f"{size} cbc {c['form']}: CBC's plan fails verify: {'; '.join(c.get('verify_first') or [])}")
     h = out.get("heuristic")
     if h and h.get("status") != "plan":
         f.append(f"{size}: the LP-rounding heuristic alone gives no plan ({h.get('status')}) in "

@@ -174,27 +174,28 @@ def build_result(cs: CandidateSet, m: PlacementModel | None, plan: Plan, outcome
         else:
             rho = 0.0
         gpu_time[(sv["workload"], sv["class"])] += sv["rps"] / rho * H[sv["slot"]] if rho else sv["rps"] * H[sv["slot"]]
+    # Cost of each (workload, class): the workload's cost split by GPU-time of its classes. The GPU
+    # time escalated requests use on a larger model is charged back to the class that escalated
+    # (key "origin~class"), so a small model's cost per request includes its escalations.
+    class_cost: dict[tuple[str, str], float] = defaultdict(float)
+    for w in s.workloads:
+        wl = loads[w.id]
+        gt_total = sum(gpu_time[(w.id, lc.key)] for lc in wl.classes)
+        for lc in wl.classes:
+            share = gpu_time[(w.id, lc.key)] / gt_total if gt_total else (0.0 if lc.escalated else lc.qclass.share)
+            owner = (lc.origin, lc.qclass.id) if lc.escalated else (w.id, lc.key)
+            class_cost[owner] += by_w_cost[w.id] * share
     unit = []
     for w in s.workloads:
         wl = loads[w.id]
-        gt_total = sum(v for (ww, _k), v in gpu_time.items() if ww == w.id)
-        for lc in wl.classes:
-            reqs = sum(n for (k, _u, _t), n in wl.requests_per_month.items() if k == lc.key) if not lc.escalated else 0.0
-            if lc.escalated:
-                continue
-            # escalated GPU time of this class, in the large workload, is charged back to the origin
-            cost = by_w_cost[w.id] * (gpu_time[(w.id, lc.key)] / gt_total if gt_total else lc.qclass.share)
-            unit.append({"workload": w.id, "class": lc.key, "requests_per_month": _r(reqs, 1),
-                         "usd_per_month": _r(cost, 2),
-                         "usd_per_1k_requests": _r(cost / reqs * 1000, 6) if reqs else None,
-                         "usd_per_successful_outcome": _r(cost / (reqs * w.success_rate), 8)
-                         if reqs and w.success_rate else None})
-        reqs_w = sum(wl.requests_per_month.values())
-        unit.append({"workload": w.id, "class": "*", "requests_per_month": _r(reqs_w, 1),
-                     "usd_per_month": _r(by_w_cost[w.id], 2),
-                     "usd_per_1k_requests": _r(by_w_cost[w.id] / reqs_w * 1000, 6) if reqs_w else None,
-                     "usd_per_successful_outcome": _r(by_w_cost[w.id] / (reqs_w * w.success_rate), 8)
-                     if reqs_w and w.success_rate else None})
+        reqs_w = cost_w = 0.0
+        for q in w.query_classes:
+            reqs = sum(n for (k, _u, _t), n in wl.requests_per_month.items() if k == q.id)
+            cost = class_cost[(w.id, q.id)]
+            reqs_w += reqs
+            cost_w += cost
+            unit.append(_unit_row(w, q.id, reqs, cost))
+        unit.append(_unit_row(w, "*", reqs_w, cost_w))
     attribution = []
     agg: dict[tuple, float] = defaultdict(float)
     for ln in lines:
@@ -256,6 +257,12 @@ def build_result(cs: CandidateSet, m: PlacementModel | None, plan: Plan, outcome
     return PlacementResult(data)
 
 
+def _unit_row(w, cls: str, reqs: float, cost: float) -> dict:
+    return {"workload": w.id, "class": cls, "requests_per_month": _r(reqs, 1), "usd_per_month": _r(cost, 2),
+            "usd_per_1k_requests": _r(cost / reqs * 1000, 6) if reqs else None,
+            "usd_per_successful_outcome": _r(cost / (reqs * w.success_rate), 8) if reqs and w.success_rate else None}
+
+
 def model_size(m: PlacementModel) -> dict:
     nvars = len(m.prob.variables())
     nint = sum(1 for v in m.prob.variables() if v.cat == "Integer")
@@ -265,6 +272,20 @@ def model_size(m: PlacementModel) -> dict:
 #: constraint families whose tight rows an architect wants to see
 _BINDING_FAMILIES = {"power_cap": "power budget", "quota": "cloud quota", "nplus1": "N+1 failover",
                      "spot_cap": "spot share cap", "min_sites": "minimum sites"}
+
+
+def _unit_step(m: PlacementModel, family: str, label: str) -> float:
+    """Room one more unit would need in a row of this family (0: exact rows only)."""
+    from .model import gpu_kw_factor
+
+    site_id = label.split("__")[0]
+    if family == "power_cap":
+        site = m.cs.res.sites[site_id]
+        return min((gpu_kw_factor(site, o) for o in site.offers if o.tdp_watts), default=0.0)
+    if family == "quota":
+        acc = label.split("__")[1]
+        return min((o.gpus for (sid, _), o in m.offers.items() if sid == site_id and o.accelerator == acc), default=0.0)
+    return 0.0
 
 
 def binding_constraints(m: PlacementModel) -> list[dict]:
@@ -281,7 +302,10 @@ def binding_constraints(m: PlacementModel) -> list[dict]:
         rhs = -c.constant
         if family == "spot_cap" and not any((v.varValue or 0) > 1e-9 and a > 0 for v, a in c.items()):
             continue  # no spot in use: the cap does not limit anything
-        if abs(val - rhs) <= 1e-6 * max(1.0, abs(rhs)):
+        # a row binds when not even one more unit fits: a GPU's kW under a power cap, an
+        # instance's GPUs under a quota (integer plans rarely sit exactly on a limit)
+        step = _unit_step(m, family, label)
+        if abs(val - rhs) <= max(1e-6 * max(1.0, abs(rhs)), step - 1e-9):
             out.append({"constraint": name, "family": _BINDING_FAMILIES[family], "label": label, "value": _r(val, 6),
                         "limit": _r(rhs, 6)})
     # inventory: every owned (or buyable) GPU busy in some slot - installed but idle GPUs do not bind
