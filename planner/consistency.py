@@ -289,24 +289,18 @@ class _Checker:
             internet_egress_usd_per_gb=site.internet_egress_usd_per_gb,
         )
         by_acc: dict[str, Offer] = {}
-        for g in site.owned_gpus:
-            if not self.accelerator_known(g.accelerator, f"{path}.owned_gpus[{g.accelerator}].accelerator"):
-                continue
-            o = by_acc.setdefault(g.accelerator, self._onprem_offer(site.id, g.accelerator))
-            if o.owned:
-                self.add(f"{path}.owned_gpus[{g.accelerator}]", "accelerator listed twice", value=g.accelerator,
-                         fix="merge the two entries")
-            o.owned = g.count
-            o.owned_usd_per_gpu_hour = g.usd_per_gpu_hour
-        for g in site.buyable_gpus:
-            if not self.accelerator_known(g.accelerator, f"{path}.buyable_gpus[{g.accelerator}].accelerator"):
-                continue
-            o = by_acc.setdefault(g.accelerator, self._onprem_offer(site.id, g.accelerator))
-            if o.buyable:
-                self.add(f"{path}.buyable_gpus[{g.accelerator}]", "accelerator listed twice", value=g.accelerator,
-                         fix="merge the two entries")
-            o.buyable = g.max_count
-            o.buy_usd_per_gpu_month = g.usd_per_month
+        for field_name, entries in (("owned_gpus", site.owned_gpus), ("buyable_gpus", site.buyable_gpus)):
+            for g in entries:
+                where = f"{path}.{field_name}[{g.accelerator}]"
+                if not self.accelerator_known(g.accelerator, f"{where}.accelerator"):
+                    continue
+                o = by_acc.setdefault(g.accelerator, self._onprem_offer(site.id, g.accelerator))
+                if (o.owned if field_name == "owned_gpus" else o.buyable):
+                    self.add(where, "accelerator listed twice", value=g.accelerator, fix="merge the two entries")
+                if field_name == "owned_gpus":
+                    o.owned, o.owned_usd_per_gpu_hour = g.count, g.usd_per_gpu_hour
+                else:
+                    o.buyable, o.buy_usd_per_gpu_month = g.max_count, g.usd_per_month
         for acc, o in by_acc.items():
             if o.tdp_watts is None:
                 self.add(f"{path}.owned_gpus[{acc}]", "the catalog has no board power (tdp_watts) for this accelerator, "

@@ -67,7 +67,7 @@ class PlacementModel:
     rows: dict = field(default_factory=dict)
     cand: dict = field(default_factory=dict)  # (w, s, o) -> Candidate
     offers: dict = field(default_factory=dict)  # (s, o) -> Offer
-    mix: dict = field(default_factory=dict)  # (w, s, o, t) -> requests/s of w's class mix per replica
+    mix: dict = field(default_factory=dict)  # (w, t) -> load of each of w's classes (cache of class_mix)
     slots: list = field(default_factory=list)
     H: dict = field(default_factory=dict)  # slot -> hours per month
 

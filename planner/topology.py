@@ -45,7 +45,7 @@ def rtt(res: Resolved, a: Point, b: Point) -> Link:
     return Link(None, "unknown")
 
 
-def _provider_of(p: Point, site_lookup: dict[tuple[str, str], str] | None = None) -> str:
+def _provider_of(p: Point) -> str:
     return p.catalog_key[0] if p.catalog_key is not None else "onprem"
 
 
