@@ -9,6 +9,7 @@ from .candidates import CandidateSet, build_candidates
 from .catalog import load_catalog
 from .consistency import Resolved, check
 from .errors import InfeasibleError, NoPlanError
+from .heuristics import greedy_start
 from .loader import load_raw
 from .model import build_model
 from .results import PlacementResult, build_result, plan_from_model
@@ -73,11 +74,20 @@ def solve(res: Resolved, options: SolveOptions | None = None, integrality: str =
         stage_opts = SolveOptions(**{**opts.__dict__, "time_limit_s": max(0.5, 0.6 * left)})
     say(f"model ({form}): {len(m.prob.variables())} variables, {len(m.prob.constraints())} constraints "
         f"built in {time.monotonic() - t0:.2f} s")
-    if form == "replica" and opts.solver == "highs" and opts.heuristic and opts.start is None:
-        start = _support_start(cs, m, opts, t0, say)
-        if start:
-            stage_opts = SolveOptions(**{**stage_opts.__dict__, "start": start,
-                                         "time_limit_s": _left(opts, t0)})
+    if opts.solver == "highs" and opts.heuristic and opts.start is None:
+        starts = []
+        greedy = greedy_start(m)
+        if greedy is not None:
+            starts.append(("greedy", greedy))
+            say("greedy plan built")
+        bounds: list[float] = []
+        if form == "replica":
+            support = _support_start(cs, m, opts, t0, say, bounds)
+            if support:
+                starts.append(("LP-support", support))
+        stage_opts = SolveOptions(**{**stage_opts.__dict__, "start": starts,
+                                     "known_bound": max(bounds) if bounds else None,
+                                     "time_limit_s": _left(opts, t0) if form == "replica" else stage_opts.time_limit_s})
     outcome = solve_model(m, stage_opts)
     say(f"solve: {outcome.status} ({outcome.model_status}) in {outcome.time_s:.2f} s")
     if outcome.status == "infeasible":
@@ -122,7 +132,8 @@ def _round_pooled(cs: CandidateSet, m, outcome, opts: SolveOptions, t0: float, s
     full = False
     rm = build_model(sub, "replica")
     start = _ceil_start(m, rm)
-    rout = solve_model(rm, SolveOptions(**{**opts.__dict__, "time_limit_s": _left(opts, t0), "start": start}))
+    rout = solve_model(rm, SolveOptions(**{**opts.__dict__, "time_limit_s": _left(opts, t0),
+                                           "start": [("rounded pooled", start)]}))
     say(f"rounding to whole replicas: {rout.status} in {rout.time_s:.2f} s")
     if rout.status not in ("optimal", "feasible") and _left(opts, t0) > 0.5:
         # whole replicas do not fit where the pooled plan put fractions (e.g. a power budget
@@ -153,15 +164,19 @@ def _round_pooled(cs: CandidateSet, m, outcome, opts: SolveOptions, t0: float, s
     return rm, rout, plan_from_model(rm), rounding
 
 
-def _support_start(cs: CandidateSet, m, opts: SolveOptions, t0: float, say) -> dict[str, float] | None:
+def _support_start(cs: CandidateSet, m, opts: SolveOptions, t0: float, say,
+                   bounds: list[float]) -> dict[str, float] | None:
     """A starting plan from the LP relaxation's support: the replica MILP restricted to the
     (workload, site, offer) triples the LP uses, solved in a quarter of the budget. Its plan is a
     plan of the full model (every other variable 0) and is handed to HiGHS as its start."""
     from .solve import lp_relaxation
 
-    lp = lp_relaxation(m.prob, 0.25 * _left(opts, t0))
-    if lp is None:
+    relaxed = lp_relaxation(m.prob, 0.25 * _left(opts, t0))
+    if relaxed is None:
         return None
+    lp, lp_obj = relaxed
+    say(f"LP relaxation: {lp_obj:,.2f} USD/month (a lower bound)")
+    bounds.append(lp_obj)
     used = {k[:3] for k, v in m.r.items() if lp[v.name] > 1e-7}
     used |= {(k[0], k[2], k[3]) for k, v in m.y.items() if lp[v.name] > 1e-9}
     if not used or len(used) >= len(cs.triples):

@@ -46,8 +46,10 @@ class SolveOptions:
     heuristic: bool = True
     msg: bool = False
     mip_heuristic_effort: float | None = None
-    #: a (partial) starting solution by variable name; HiGHS completes the rest
-    start: dict[str, float] | None = None
+    #: starting plans (full assignments by variable name); the best feasible one seeds HiGHS
+    start: list[tuple[str, dict[str, float]]] | None = None
+    #: a valid lower bound known from elsewhere (e.g. the LP relaxation solved for a start)
+    known_bound: float | None = None
 
 
 @dataclass
@@ -167,15 +169,16 @@ def new_highs():
     return h
 
 
-def lp_relaxation(prob: pulp.LpProblem, time_limit_s: float) -> dict[str, float] | None:
-    """Values of the LP relaxation by variable name, or None if it was not solved to optimality."""
+def lp_relaxation(prob: pulp.LpProblem, time_limit_s: float) -> tuple[dict[str, float], float] | None:
+    """(values by variable name, objective) of the LP relaxation, or None if not solved to optimality."""
     hc = _HighsCopy(prob)
     hc.set_integrality(False)
     hc.h.setOptionValue("time_limit", max(0.5, time_limit_s))
     hc.h.run()
     if hc.h.getModelStatus() != hc.hs.HighsModelStatus.kOptimal:
         return None
-    return {v.name: float(x) for v, x in zip(hc.vars, hc.values(), strict=True)}
+    values = hc.values()
+    return {v.name: float(x) for v, x in zip(hc.vars, values, strict=True)}, hc.objective(values)
 
 
 def _model_status_name(h) -> str:
@@ -243,25 +246,25 @@ def solve_highs(m: PlacementModel, opts: SolveOptions) -> SolveOutcome:
     h.setOptionValue("random_seed", int(opts.seed))
     notes: list[str] = []
     plan = plan_obj = lp_bound = None
-    if opts.heuristic and len(hc.int_idx):
+    if opts.heuristic and len(hc.int_idx) and not opts.start:
         plan, plan_obj, lp_bound = _heuristic(hc, deadline, opts)
         if plan is not None:
             notes.append(f"LP-rounding heuristic plan: {plan_obj:,.2f} USD/month")
         elif lp_bound is not None:
             notes.append("LP-rounding heuristic found no plan (rounding broke a bound)")
-    if opts.start:
-        pos = {v.name: i for i, v in enumerate(hc.vars)}
+    pos = {v.name: i for i, v in enumerate(hc.vars)} if opts.start else {}
+    for label, start in (opts.start or []):
         given = np.zeros(len(hc.vars))
-        for k, v in opts.start.items():
+        for k, v in start.items():
             if k in pos:
                 given[pos[k]] = v
         if hc.feasible(given):
             gobj = hc.objective(given)
-            notes.append(f"given starting plan: {gobj:,.2f} USD/month")
+            notes.append(f"{label} plan: {gobj:,.2f} USD/month")
             if plan is None or gobj < plan_obj:
                 plan, plan_obj = given, gobj
         else:
-            notes.append("the given starting plan breaks a constraint of this model; not used")
+            notes.append(f"{label} plan breaks a constraint of this model; not used")
     if plan is not None:
         sol = highspy.HighsSolution()
         sol.col_value = list(plan)
@@ -285,8 +288,9 @@ def solve_highs(m: PlacementModel, opts: SolveOptions) -> SolveOutcome:
     bound = info.mip_dual_bound if has_int else obj
     if bound is not None and (math.isinf(bound) or math.isnan(bound)):
         bound = None
-    if bound is None and lp_bound is not None:
-        bound = lp_bound
+    for known in (lp_bound, opts.known_bound):
+        if known is not None and (bound is None or known > bound):
+            bound = known
     values = hc.values() if primal_ok else None
     used_heur = False
     if plan is not None and (obj is None or plan_obj < obj - 1e-9):

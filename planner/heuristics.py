@@ -1,0 +1,201 @@
+"""Greedy construction of a plan, for a start at any size (no LP solve needed).
+
+Per workload, every class is served on the offer with the lowest elastic price per request/s
+(on-demand, else reserved); each user region's traffic goes, slot by slot, to the cheapest site
+it may reach. Replicas are whole, instances hold them. N+1: replicas are added at the next
+cheapest sites until the capacity left after losing any one site carries the slot's demand;
+min_sites the same way. Batch work runs at a constant rate over its window. On-prem sites and
+spot are left to the optimiser, so the plan respects power and inventory by construction;
+quotas are tracked. The result is a full assignment of the model's variables (by name), checked
+row by row by the solver stage before use.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+from .candidates import Candidate
+from .model import PlacementModel, class_mix
+
+
+def _tier(c: Candidate) -> str | None:
+    for tau in ("on_demand", "reserved"):
+        if tau in c.tiers:
+            return tau
+    return None
+
+
+def _mix_rate(c: Candidate, mix: dict[str, float]) -> float:
+    z = sum(mix.values())
+    if z <= 0:
+        return 0.0
+    inv = 0.0
+    for k, load in mix.items():
+        if load <= 0:
+            continue
+        rho = c.rps[k].rps
+        if rho <= 0:
+            return 0.0  # this offer cannot serve every class in the mix
+        inv += (load / z) / rho
+    return 1.0 / inv if inv > 0 else 0.0
+
+
+def greedy_start(m: PlacementModel) -> dict[str, float] | None:
+    cs = m.cs
+    res = cs.res
+    s = res.scenario
+    hpm = s.policies.hours_per_month
+    slot_h = {t.id: t.hours for t in s.time_slots}
+    by_w = cs.by_workload()
+    reps: dict[tuple, int] = defaultdict(int)  # (w, s, o, tau, t) -> replicas
+    gpus_used: dict[tuple, float] = defaultdict(float)  # (s, o, tau, t) -> GPUs of replicas, all workloads
+    ys: dict[tuple, float] = {}
+    xs: dict[tuple, float] = {}
+    for w in s.workloads:
+        wl = cs.loads[w.id]
+        usable = [c for c in by_w[w.id] if c.site in res.sites and not res.sites[c.site].declared and _tier(c)]
+        if not usable:
+            return None
+
+        def price(c: Candidate, t: str, wid: str = w.id) -> float:
+            """USD per hour per request/s of the slot's class mix on this offer."""
+            rate = _mix_rate(c, class_mix(m, wid, t))
+            if rate <= 0:
+                return math.inf
+            tier = _tier(c)
+            per_hour = c.unit_price(tier, hpm) / (hpm if tier == "reserved" else 1.0)
+            return per_hour / max(c.shape.replicas_per_instance, 1) / rate
+
+        for t in m.slots:
+            if w.is_batch and t not in wl.batch_slots:
+                continue
+            mix = class_mix(m, w.id, t)
+            ranked = sorted((c for c in usable if price(c, t) < math.inf), key=lambda c: (price(c, t), c.site, c.offer.id))
+            if not ranked:
+                return None
+            need_f: dict[tuple, float] = defaultdict(float)  # (site, offer) -> fractional replicas
+            rep_n: dict[tuple, int] = defaultdict(int)  # (site, offer) -> whole replicas
+
+            def place(c: Candidate, t: str, extra: int, wid: str = w.id, rep_n: dict = rep_n) -> bool:
+                """Add replicas of c in slot t if the site's quota has room for their instances."""
+                key = (c.site, c.offer.id, _tier(c), t)
+                after = gpus_used[key] + extra * c.shape.gpus
+                q = res.sites[c.site].quota_gpus.get(c.offer.accelerator)
+                if q is not None:
+                    g = c.offer.gpus
+                    total = sum(math.ceil(v / m.offers[(k[0], k[1])].gpus - 1e-9) * m.offers[(k[0], k[1])].gpus
+                                for k, v in gpus_used.items() if k[0] == c.site and k[3] == t and k != key
+                                and m.offers[(k[0], k[1])].accelerator == c.offer.accelerator)
+                    if total + math.ceil(after / g - 1e-9) * g > q:
+                        return False
+                gpus_used[key] = after
+                reps[(wid, c.site, c.offer.id, _tier(c), t)] += extra
+                rep_n[(c.site, c.offer.id)] += extra
+                return True
+
+            def serve(c: Candidate, loads: dict[str, float], t: str, wid: str = w.id, need_f: dict = need_f,
+                      rep_n: dict = rep_n, place=place) -> bool:
+                if any(load > 0 and c.rps[k].rps <= 0 for k, load in loads.items()):
+                    return False
+                key = (c.site, c.offer.id)
+                add = sum(load / c.rps[k].rps for k, load in loads.items() if load > 0)
+                new = math.ceil((need_f[key] + add) * (1 + 1e-9) - 1e-9)
+                extra = max(0, new - rep_n[key])
+                if extra and not place(c, t, extra):
+                    return False
+                need_f[key] += add
+                for k, load in loads.items():
+                    if load > 0:
+                        yk = (wid, k, c.site, c.offer.id, t)
+                        ys[yk] = ys.get(yk, 0.0) + load
+                return True
+
+            if w.is_batch:
+                window_s = 3600.0 * sum(slot_h[x] for x in wl.batch_slots)
+                loads = {k: per_day / window_s for k, per_day in wl.batch_requests_per_day.items()}
+                if not any(serve(c, loads, t) for c in ranked):
+                    return None
+            else:
+                for u, sites in cs.routes[w.id].items():
+                    loads = {lc.key: wl.peak_rps.get((lc.key, u, t), 0.0) for lc in wl.classes}
+                    choice = next((c for c in ranked if c.site in sites and serve(c, loads, t)), None)
+                    if choice is None:
+                        return None
+                    xs[(w.id, u, choice.site, t)] = 1.0
+            cap: dict[str, float] = defaultdict(float)
+            by_site: dict[str, list[Candidate]] = defaultdict(list)
+            for c in ranked:
+                by_site[c.site].append(c)
+                cap[c.site] += rep_n.get((c.site, c.offer.id), 0) * _mix_rate(c, mix)
+            if w.redundancy.mode == "n_plus_1" and not w.is_batch:
+                demand = sum(mix.values())
+                if len(by_site) < 2 and demand > 0:
+                    return None
+                for _ in range(8 * len(ranked) + 8):
+                    total = sum(cap.values())
+                    worst = max(by_site, key=lambda sid: cap[sid])
+                    if total - cap[worst] >= demand * (1 + 1e-9):
+                        break
+                    # one more replica at the cheapest offer, outside the largest site, with quota room
+                    c = next((c for c in ranked if c.site != worst and place(c, t, 1)), None)
+                    if c is None:
+                        return None
+                    cap[c.site] += _mix_rate(c, mix)
+                else:
+                    return None
+            if w.redundancy.min_sites > 1:
+                have = {sid for sid, v in cap.items() if v > 0}
+                for c in ranked:
+                    if len(have) >= w.redundancy.min_sites:
+                        break
+                    if c.site not in have and place(c, t, 1):
+                        have.add(c.site)
+                if len(have) < w.redundancy.min_sites:
+                    return None
+    # instances for the replicas; quotas
+    gpus: dict[tuple, float] = defaultdict(float)
+    for (w, sid, oid, tau, t), n in reps.items():
+        gpus[(sid, oid, tau, t)] += n * m.cand[(w, sid, oid)].shape.gpus
+    inst: dict[tuple, int] = defaultdict(int)
+    for (sid, oid, tau, t), g in gpus.items():
+        k = math.ceil(g / m.offers[(sid, oid)].gpus - 1e-9)
+        key = (sid, oid, tau) if tau == "reserved" else (sid, oid, tau, t)
+        inst[key] = max(inst[key], k)
+    quota_use: dict[tuple, float] = defaultdict(float)
+    for key, k in inst.items():
+        o = m.offers[(key[0], key[1])]
+        for t in ([key[3]] if len(key) == 4 else m.slots):
+            quota_use[(key[0], o.accelerator, t)] += k * o.gpus
+    for (sid, acc, _t), g in quota_use.items():
+        q = res.sites[sid].quota_gpus.get(acc)
+        if q is not None and g > q:
+            return None
+    values: dict[str, float] = {}
+    for key, v in m.x.items():
+        values[v.name] = xs.get(key, 0.0)
+    for key, v in m.y.items():
+        values[v.name] = ys.get(key, 0.0)
+    for key, v in m.r.items():
+        values[v.name] = float(reps.get(key, 0))
+    for key, v in m.n.items():
+        values[v.name] = float(inst.get(key, 0))
+    for v in m.P.values():
+        values[v.name] = 0.0
+    for v in m.open.values():
+        values[v.name] = 0.0
+    used_sites = {(w, sid) for (w, sid, _o, _tau, _t), n in reps.items() if n > 0}
+    for key, v in m.used.items():
+        values[v.name] = 1.0 if key in used_sites else 0.0
+    # T[w,t] (total non-spot capacity, N+1 rows) and R[w,t] (non-spot replica count, cuts)
+    from .model import _mix_rps
+
+    for key, v in m.T.items():
+        w, t = key[0], key[1]
+        if len(key) == 3:
+            values[v.name] = float(sum(n for (ww, _s, _o, tau, tt), n in reps.items()
+                                       if ww == w and tt == t and tau != "spot"))
+        else:
+            values[v.name] = sum(n * _mix_rps(m, m.cand[(ww, sid, oid)], t)
+                                 for (ww, sid, oid, tau, tt), n in reps.items() if ww == w and tt == t and tau != "spot")
+    return values
