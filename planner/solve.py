@@ -380,6 +380,15 @@ def solve_cbc(m: PlacementModel, opts: SolveOptions) -> SolveOutcome:
         status = "infeasible"
     else:
         status = "no_plan"
+    notes = list(notes)
+    if status in ("optimal", "feasible"):
+        # CBC stopped at its limit can hand back a point that is not an integer plan (measured:
+        # fractional instance counts at 20 workloads x 10 sites); check it row by row.
+        hc = _HighsCopy(m.prob)
+        x = np.array([v.varValue or 0.0 for v in hc.vars])
+        if not hc.feasible(x):
+            notes.append("CBC's point is not an integer-feasible plan (it stopped before finding one)")
+            status = "no_plan"
     obj = pulp.value(m.prob.objective) if status in ("optimal", "feasible") else None
     return SolveOutcome(status, "cbc", "CBC (COIN-OR)", obj, None, None, elapsed, pulp.LpStatus[status_code],
                         notes=notes + ["CBC reports no dual bound here; the gap is only known when it proves optimality"])
