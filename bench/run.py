@@ -377,12 +377,12 @@ def tables(runs: list[dict], args) -> dict[str, tuple[list[str], list[list]]]:
         bform, bobj = best_plan(r)
         for form in args.forms:
             b, s = r["build"][form], r["solve"][form]
-            rows.append([r["size"], form + ("*" if form == r["auto_form"] else ""), b["variables"],
+            rows.append([r["size"], form, "yes" if form == r["auto_form"] else "", b["variables"],
                          b["integer_variables"], b["constraints"], b["nonzeros"], round(b["build_s"], 3),
                          s["status"], _round(s.get("objective"), 2), _round(s.get("gap"), 5),
                          _round(s.get("rounding_added"), 2), round(s["wall_s"], 2), s.get("verify_ok"),
                          _round(s["objective"] / bobj, 4) if s.get("objective") and bobj else None])
-    t["solve"] = (["size", "form", "vars", "int_vars", "rows", "nonzeros", "build_s", "status", "objective_usd_month",
+    t["solve"] = (["size", "form", "auto", "vars", "int_vars", "rows", "nonzeros", "build_s", "status", "objective_usd_month",
                    "gap", "rounding_added_usd", "wall_s", "verify_ok", "obj_vs_best"], rows)
     t["nplus1"] = (["size", "nplus1_w", "sites_per_w", "linear_nnz", "naive_nnz", "nnz_ratio", "linear_build_s",
                     "naive_build_s", "build_ratio"],
@@ -428,12 +428,13 @@ def render(t: dict, machine: dict, args) -> str:
               f"{machine['highspy']}), PuLP {machine['pulp']}, commit {(machine['git_commit'] or '?')[:10]}"
               f"{' + local changes in planner/' if machine['planner_dirty_files'] else ''}\n")
     buf.write(f"time limit {args.time_limit:g} s per solve, seed {args.seed}; times are wall-clock on a shared "
-              "machine (noisy). * = the form auto picks.\n")
+              f"machine (noisy; load average at start {machine['loadavg_at_start']}).\n")
     fmt = {
         "objective_usd_month": "{:,.0f}", "highs_obj": "{:,.0f}", "cbc_obj": "{:,.0f}", "heur_obj": "{:,.0f}",
         "lp_bound": "{:,.0f}", "best_final_obj": "{:,.0f}", "rounding_added_usd": "{:,.0f}", "gap": "{:.2%}",
         "obj_vs_best": "{:.3f}", "heur_vs_final": "{:.3f}", "cbc_vs_highs_obj": "{:.3f}",
         "cbc_vs_highs_time": "{:.2f}x", "nnz_ratio": "{:.1f}x", "build_ratio": "{:.1f}x",
+        "sites_per_w": "{:.1f}", "triples_per_w": "{:.1f}",
     }
     titles = {"sizes": "Sizes and candidates", "solve": "Model size and solve (HiGHS) per integrality form",
               "nplus1": "Baseline (a): N+1 rows, linear T[w,t] form vs naive quadratic form",

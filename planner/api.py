@@ -17,6 +17,9 @@ from .solve import SolveOptions, solve_model
 
 #: ``auto`` picks the exact replica formulation up to this many candidate triples.
 AUTO_REPLICA_MAX_TRIPLES = 400
+#: past this size the LP relaxation behind the LP-support start does not solve within a typical
+#: time limit on 2 cores (bench/: 9,368 triples, LP not solved in 15 s), so only the greedy start runs
+SUPPORT_START_MAX_TRIPLES = 3000
 
 
 def load_scenario(path: str | Path, variant: str | None = None, catalog_dir: Path | None = None) -> Resolved:
@@ -81,7 +84,7 @@ def solve(res: Resolved, options: SolveOptions | None = None, integrality: str =
             starts.append(("greedy", greedy))
             say("greedy plan built")
         bounds: list[float] = []
-        if form == "replica":
+        if form == "replica" and len(cs.triples) <= SUPPORT_START_MAX_TRIPLES:
             support = _support_start(cs, m, opts, t0, say, bounds)
             if support:
                 starts.append(("LP-support", support))
