@@ -126,7 +126,16 @@ def _infeasible_hint(cs: CandidateSet) -> str:
 
 def _round_pooled(cs: CandidateSet, m, outcome, opts: SolveOptions, t0: float, say):
     """Turn pooled allocations into whole replicas per workload: re-solve the exact replica form
-    restricted to the (site, offer) pairs the pooled plan uses, warm-started; report what it adds."""
+    restricted to the (site, offer) pairs the pooled plan uses, warm-started; report what it adds.
+    A pooled plan whose replicas are already whole (e.g. the greedy start) is kept as it is."""
+    if all(abs((v.varValue or 0.0) - round(v.varValue or 0.0)) <= 1e-6 for v in m.r.values()):
+        say("pooled plan already has whole replicas: no rounding needed")
+        for v in m.r.values():
+            v.varValue = float(round(v.varValue or 0.0))
+        rounding = {"pooled_objective": outcome.objective, "pooled_bound": outcome.bound,
+                    "rounded_objective": outcome.objective, "added_usd_per_month": 0.0,
+                    "method": "none: the pooled plan's replicas are whole"}
+        return m, outcome, plan_from_model(m), rounding
     used = {(w, sid, oid) for (w, sid, oid, _tau, _t), v in m.r.items() if (v.varValue or 0) > 1e-7}
     used |= {(w, sid, oid) for (w, _k, sid, oid, _t), v in m.y.items() if (v.varValue or 0) > 1e-9}
     sub = CandidateSet(res=cs.res, loads=cs.loads, triples=[c for c in cs.triples if c.key in used],
