@@ -41,6 +41,7 @@ import time
 import traceback
 from pathlib import Path
 
+import numpy as np
 import pulp
 
 from planner import api
@@ -243,17 +244,38 @@ def run_solve(res, opts: SolveOptions, form: str) -> dict:
 
 
 def heuristic_alone(m: PlacementModel, time_limit: float) -> dict:
-    """The LP-rounding heuristic of planner.solve on its own (copy to HiGHS + LP, ceil, fix,
-    re-solve): time to its first plan and that plan's objective."""
+    """The first-plan heuristics on their own, on the replica model: the LP-rounding heuristic of
+    planner.solve (copy to HiGHS + LP, ceil, fix, re-solve) and, where the product has it, the
+    greedy constructive start of planner.heuristics (checked row by row like the solver does)."""
     t0 = time.perf_counter()
+    out: dict = {}
     try:
         hc = _solve_mod._HighsCopy(m.prob)
-        copy_s = time.perf_counter() - t0
+        out["copy_s"] = time.perf_counter() - t0
         plan, obj, lp = _solve_mod._heuristic(hc, time.monotonic() + time_limit, SolveOptions(time_limit_s=time_limit))
+        out.update(status="plan" if plan is not None else ("no_plan" if lp is not None else "lp_not_solved"),
+                   heur_s=time.perf_counter() - t0, objective=obj, lp_bound=lp)
     except Exception as e:
         return {"status": "error", "message": f"{type(e).__name__}: {e}", "heur_s": time.perf_counter() - t0}
-    return {"status": "plan" if plan is not None else ("no_plan" if lp is not None else "lp_not_solved"),
-            "copy_s": copy_s, "heur_s": time.perf_counter() - t0, "objective": obj, "lp_bound": lp}
+    try:
+        greedy_start = importlib.import_module("planner.heuristics").greedy_start
+    except (ImportError, AttributeError):
+        return out
+    t1 = time.perf_counter()
+    try:
+        start = greedy_start(m)
+        out["greedy_s"] = time.perf_counter() - t1
+        if start is None:
+            out["greedy_status"] = "no_plan"
+        else:
+            x = np.array([float(start.get(v.name, 0.0)) for v in hc.vars])
+            ok = hc.feasible(x) if hasattr(hc, "feasible") else None
+            out["greedy_status"] = "plan" if ok or ok is None else "breaks_a_row"
+            out["greedy_objective"] = hc.objective(x)
+    except Exception as e:
+        out.update(greedy_status="error", greedy_message=f"{type(e).__name__}: {e}",
+                   greedy_s=time.perf_counter() - t1)
+    return out
 
 
 # --------------------------------------------------------------------------- one size
@@ -288,7 +310,7 @@ def bench_size(W: int, S: int, args, cbc: bool) -> dict:
         log(f"{W}x{S} {form}: {st['variables']} vars ({st['integer_variables']} int), {st['constraints']} rows, "
             f"{st['nonzeros']} nnz, built in {st['build_s']:.2f} s")
         if form == "replica" and args.heuristic:
-            log(f"{W}x{S}: LP-rounding heuristic alone (replica form)")
+            log(f"{W}x{S}: first-plan heuristics alone (replica model)")
             out["heuristic"] = heuristic_alone(m, args.time_limit)
         del m
         gc.collect()
@@ -360,6 +382,8 @@ def findings(out: dict, args) -> list[str]:
     if h and h.get("status") != "plan":
         f.append(f"{size}: the LP-rounding heuristic alone gives no plan ({h.get('status')}) in "
                  f"{h.get('heur_s', 0):.0f} s")
+    if h and h.get("greedy_status") not in (None, "plan"):
+        f.append(f"{size}: the greedy start gives no usable plan ({h['greedy_status']})")
     return f
 
 
@@ -408,12 +432,15 @@ def tables(runs: list[dict], args) -> dict[str, tuple[list[str], list[list]]]:
         if not h:
             continue
         bform, bobj = best_plan(r)
-        first = r["candidates_s"] + r["build"]["replica"]["build_s"] + h["heur_s"] if h.get("objective") else None
-        rows.append([r["size"], h["status"], round(h["heur_s"], 2), _round(first, 2), _round(h.get("objective"), 2),
-                     _round(h.get("lp_bound"), 2), _round(bobj, 2), bform,
-                     _round(h["objective"] / bobj, 4) if h.get("objective") and bobj else None])
-    t["heuristic"] = (["size", "heur_status", "heur_s", "first_plan_s", "heur_obj", "lp_bound", "best_final_obj",
-                       "best_form", "heur_vs_final"], rows)
+        rows.append([r["size"], h["status"], round(h["heur_s"], 2), _round(h.get("objective"), 2),
+                     _round(h.get("lp_bound"), 2),
+                     _round(h["objective"] / bobj, 4) if h.get("objective") and bobj else None,
+                     h.get("greedy_status"), _round(h.get("greedy_s"), 2), _round(h.get("greedy_objective"), 2),
+                     _round(h["greedy_objective"] / bobj, 4) if h.get("greedy_objective") and bobj else None,
+                     _round(bobj, 2), bform])
+    t["heuristic"] = (["size", "lpround_status", "lpround_s", "lpround_obj", "lp_bound", "lpround_vs_final",
+                       "greedy_status", "greedy_s", "greedy_obj", "greedy_vs_final", "best_final_obj", "best_form"],
+                      rows)
     return t
 
 
@@ -430,16 +457,17 @@ def render(t: dict, machine: dict, args) -> str:
     buf.write(f"time limit {args.time_limit:g} s per solve, seed {args.seed}; times are wall-clock on a shared "
               f"machine (noisy; load average at start {machine['loadavg_at_start']}).\n")
     fmt = {
-        "objective_usd_month": "{:,.0f}", "highs_obj": "{:,.0f}", "cbc_obj": "{:,.0f}", "heur_obj": "{:,.0f}",
+        "objective_usd_month": "{:,.0f}", "highs_obj": "{:,.0f}", "cbc_obj": "{:,.0f}", "lpround_obj": "{:,.0f}",
+        "greedy_obj": "{:,.0f}", "lpround_vs_final": "{:.3f}", "greedy_vs_final": "{:.3f}",
         "lp_bound": "{:,.0f}", "best_final_obj": "{:,.0f}", "rounding_added_usd": "{:,.0f}", "gap": "{:.2%}",
-        "obj_vs_best": "{:.3f}", "heur_vs_final": "{:.3f}", "cbc_vs_highs_obj": "{:.3f}",
+        "obj_vs_best": "{:.3f}", "cbc_vs_highs_obj": "{:.3f}",
         "cbc_vs_highs_time": "{:.2f}x", "nnz_ratio": "{:.1f}x", "build_ratio": "{:.1f}x",
         "sites_per_w": "{:.1f}", "triples_per_w": "{:.1f}",
     }
     titles = {"sizes": "Sizes and candidates", "solve": "Model size and solve (HiGHS) per integrality form",
               "nplus1": "Baseline (a): N+1 rows, linear T[w,t] form vs naive quadratic form",
               "solvers": "Baseline (b): CBC vs HiGHS (same form, same time limit)",
-              "heuristic": "Baseline (c): LP-rounding heuristic alone (replica form) vs the best final plan"}
+              "heuristic": "Baseline (c): first-plan heuristics alone (replica model) vs the best final plan"}
     for name, (head, rows) in t.items():
         buf.write(f"\n{titles[name]}\n")
         cells = [head] + [[_cell(v, fmt.get(h)) for h, v in zip(head, row, strict=True)] for row in rows]
@@ -473,6 +501,25 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
     return out
 
 
+def write_outputs(out: Path, tag: str, doc: dict, args) -> str:
+    """Tables from doc["runs"] -> <out>/<tag>.txt, <tag>-<table>.csv and <tag>.json; returns the text."""
+    t = tables(doc["runs"], args)
+    flags = [f for r in doc["runs"] for f in r["findings"]]
+    text = render(t, doc["machine"], args)
+    text += "\nFindings (flags, not failures)\n" + ("".join(f"- {f}\n" for f in flags) if flags else "- none\n")
+    text += f"\nwhole run: {doc['whole_run_s']:.0f} s\n"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{tag}.txt").write_text(text)
+    for name, (head, rows) in t.items():
+        with open(out / f"{tag}-{name}.csv", "w", newline="") as fh:
+            wr = csv.writer(fh)
+            wr.writerow(head)
+            wr.writerows(rows)
+    doc = {**doc, "tables": {k: {"header": h, "rows": r} for k, (h, r) in t.items()}, "findings": flags}
+    (out / f"{tag}.json").write_text(json.dumps(doc, indent=1, default=_json_default) + "\n")
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="planner scale ladder with baselines (see bench/README.md)")
     ap.add_argument("--sizes", default=DEFAULT_SIZES, help=f"WxS list (default {DEFAULT_SIZES})")
@@ -485,7 +532,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-heuristic", dest="heuristic", action="store_false", help="skip baseline (c)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="output directory")
     ap.add_argument("--tag", default=None, help="output file stem (default: ladder, or ladder-big with --big)")
+    ap.add_argument("--render", type=Path, default=None, metavar="JSON",
+                    help="only re-render the tables and CSVs of a saved <tag>.json (no solving)")
     args = ap.parse_args(argv)
+    if args.render is not None:
+        doc = json.loads(args.render.read_text())
+        o = doc["options"]
+        args.forms, args.time_limit, args.seed = tuple(o["forms"]), o["time_limit_s"], o["seed"]
+        print(write_outputs(args.render.parent, args.render.name.removesuffix(".json"), doc, args), end="")
+        return 0
     args.forms = tuple(f.strip() for f in args.forms.split(",") if f.strip())
     if "replica" not in args.forms:
         args.heuristic = False
@@ -496,29 +551,13 @@ def main(argv: list[str] | None = None) -> int:
         f"PuLP {machine['pulp']}; sizes {sizes}; time limit {args.time_limit:g} s")
     cbc_sizes = set(sorted(sizes, key=lambda ws: ws[0] * ws[1])[: max(0, args.cbc_sizes)])
     started = time.perf_counter()
-    runs = []
-    for W, S in sizes:
-        runs.append(bench_size(W, S, args, cbc=(W, S) in cbc_sizes))
-    total = time.perf_counter() - started
-    t = tables(runs, args)
-    text = render(t, machine, args)
-    flags = [f for r in runs for f in r["findings"]]
-    text += "\nFindings (flags, not failures)\n" + ("".join(f"- {f}\n" for f in flags) if flags else "- none\n")
-    text += f"\nwhole run: {total:.0f} s\n"
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{tag}.txt").write_text(text)
-    for name, (head, rows) in t.items():
-        with open(args.out / f"{tag}-{name}.csv", "w", newline="") as fh:
-            wr = csv.writer(fh)
-            wr.writerow(head)
-            wr.writerows(rows)
+    runs = [bench_size(W, S, args, cbc=(W, S) in cbc_sizes) for W, S in sizes]
     options = {"sizes": [f"{w}x{s}" for w, s in sizes], "time_limit_s": args.time_limit, "seed": args.seed,
                "threads": args.threads, "forms": list(args.forms), "cbc_sizes": sorted(f"{w}x{s}" for w, s in cbc_sizes),
                "heuristic": args.heuristic}
-    doc = {"machine": machine, "options": options, "whole_run_s": round(total, 1), "runs": runs,
-           "tables": {k: {"header": h, "rows": r} for k, (h, r) in t.items()}, "findings": flags}
-    (args.out / f"{tag}.json").write_text(json.dumps(doc, indent=1, default=_json_default) + "\n")
-    print(text, end="")
+    doc = {"machine": machine, "options": options, "whole_run_s": round(time.perf_counter() - started, 1),
+           "runs": runs}
+    print(write_outputs(args.out, tag, doc, args), end="")
     log(f"wrote {args.out}/{tag}.txt, {tag}.json and {tag}-*.csv")
     return 0
 
