@@ -171,14 +171,29 @@ def new_highs():
 
 def lp_relaxation(prob: pulp.LpProblem, time_limit_s: float) -> tuple[dict[str, float], float] | None:
     """(values by variable name, objective) of the LP relaxation, or None if not solved to optimality."""
+    deadline = time.monotonic() + max(0.5, time_limit_s)
     hc = _HighsCopy(prob)
     hc.set_integrality(False)
-    hc.h.setOptionValue("time_limit", max(0.5, time_limit_s))
+    hc.h.setOptionValue("time_limit", max(0.5, deadline - time.monotonic()))
+    guard_deadline(hc.h, deadline)
     hc.h.run()
     if hc.h.getModelStatus() != hc.hs.HighsModelStatus.kOptimal:
         return None
     values = hc.values()
     return {v.name: float(x) for v, x in zip(hc.vars, values, strict=True)}, hc.objective(values)
+
+
+def guard_deadline(h, deadline: float) -> None:
+    """Interrupt HiGHS (simplex, IPM or branch-and-bound) once the wall clock passes the deadline:
+    its own time_limit is checked too rarely inside large LPs (measured: 60 s limits overrun to
+    81 s at 200x50 and 125 s at 1000x100)."""
+
+    def stop(event) -> None:
+        if time.monotonic() > deadline:
+            event.interrupt()
+
+    for hook in (h.cbSimplexInterrupt, h.cbIpmInterrupt, h.cbMipInterrupt):
+        hook.subscribe(stop)
 
 
 def _model_status_name(h) -> str:
@@ -239,6 +254,7 @@ def solve_highs(m: PlacementModel, opts: SolveOptions) -> SolveOutcome:
     deadline = t0 + opts.time_limit_s
     hc = _HighsCopy(m.prob)
     h = hc.h
+    guard_deadline(h, deadline)
     version = f"HiGHS {h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}"
     ms = highspy.HighsModelStatus
     if opts.threads:
