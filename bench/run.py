@@ -18,9 +18,9 @@ Writes ``<out>/<tag>.txt`` (the tables), ``<out>/<tag>.json`` (everything, with 
 and one ``<out>/<tag>-<table>.csv`` per table. Times are wall-clock on whatever machine runs it:
 noisy, and nothing here asserts on them.
 
-    .venv/bin/python bench/run.py                      # default ladder (about 10 minutes on 2 cores)
+    .venv/bin/python bench/run.py                      # default ladder (7-8 minutes on 2 cores)
     .venv/bin/python bench/run.py --sizes 5x5,20x10 --time-limit 20 --tag quick
-    .venv/bin/python bench/run.py --big                # adds 1000x100 (tens of minutes, several GB)
+    .venv/bin/python bench/run.py --big                # adds 1000x100 (about 6 more minutes, a few GB)
 """
 
 from __future__ import annotations
@@ -507,7 +507,8 @@ def write_outputs(out: Path, tag: str, doc: dict, args) -> str:
     flags = [f for r in doc["runs"] for f in r["findings"]]
     text = render(t, doc["machine"], args)
     text += "\nFindings (flags, not failures)\n" + ("".join(f"- {f}\n" for f in flags) if flags else "- none\n")
-    text += f"\nwhole run: {doc['whole_run_s']:.0f} s\n"
+    text += f"\nwhole run: {doc['whole_run_s']:.0f} s"
+    text += f", peak RSS {doc['peak_rss_gib']} GiB\n" if doc.get("peak_rss_gib") is not None else "\n"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{tag}.txt").write_text(text)
     for name, (head, rows) in t.items():
@@ -523,7 +524,7 @@ def write_outputs(out: Path, tag: str, doc: dict, args) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="planner scale ladder with baselines (see bench/README.md)")
     ap.add_argument("--sizes", default=DEFAULT_SIZES, help=f"WxS list (default {DEFAULT_SIZES})")
-    ap.add_argument("--big", action="store_true", help=f"also run {BIG_SIZE} (tens of minutes, several GB of RAM)")
+    ap.add_argument("--big", action="store_true", help=f"also run {BIG_SIZE} (about 6 more minutes, a few GB of RAM)")
     ap.add_argument("--time-limit", type=float, default=60.0, help="wall-clock limit of each solve (s, default 60)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="HiGHS/CBC threads (default: solver's choice)")
@@ -556,10 +557,19 @@ def main(argv: list[str] | None = None) -> int:
                "threads": args.threads, "forms": list(args.forms), "cbc_sizes": sorted(f"{w}x{s}" for w, s in cbc_sizes),
                "heuristic": args.heuristic}
     doc = {"machine": machine, "options": options, "whole_run_s": round(time.perf_counter() - started, 1),
-           "runs": runs}
+           "peak_rss_gib": _peak_rss_gib(), "runs": runs}
     print(write_outputs(args.out, tag, doc, args), end="")
     log(f"wrote {args.out}/{tag}.txt, {tag}.json and {tag}-*.csv")
     return 0
+
+
+def _peak_rss_gib() -> float | None:
+    try:
+        import resource
+
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024, 2)  # KiB on Linux
+    except (ImportError, OSError):
+        return None
 
 
 def _json_default(o):

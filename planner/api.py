@@ -97,8 +97,8 @@ def solve(res: Resolved, options: SolveOptions | None = None, integrality: str =
         raise InfeasibleError("the scenario has no plan that meets every constraint: " + _infeasible_hint(cs),
                               [_infeasible_hint(cs)])
     if outcome.status == "no_plan":
-        raise NoPlanError(f"no plan found within {opts.time_limit_s:g} s ({outcome.model_status}); "
-                          "raise --time-limit or use --integrality pooled")
+        hint = "raise --time-limit" + (" or use --integrality pooled" if form == "replica" else "")
+        raise NoPlanError(f"no plan found within {opts.time_limit_s:g} s ({outcome.model_status}); {hint}")
     rounding = None
     final_m, final_outcome, plan = m, outcome, plan_from_model(m)
     if form == "pooled":
