@@ -16,7 +16,7 @@ import math
 from collections import defaultdict
 
 from .candidates import Candidate
-from .model import PlacementModel, class_mix
+from .model import PlacementModel, _mix_rps, class_mix
 
 
 def _tier(c: Candidate) -> str | None:
@@ -26,19 +26,14 @@ def _tier(c: Candidate) -> str | None:
     return None
 
 
-def _mix_rate(c: Candidate, mix: dict[str, float]) -> float:
-    z = sum(mix.values())
-    if z <= 0:
+def _mix_rate(m: PlacementModel, c: Candidate, t: str) -> float:
+    """Requests/s of the slot's class mix one replica of c carries (the model's aggregate rate),
+    0 when c cannot serve a class that has load: greedy puts a user region's whole mix on one offer."""
+    mix = class_mix(m, c.workload, t)
+    needed = [k for k, load in mix.items() if load > 0] or [lc.key for lc in m.cs.loads[c.workload].classes]
+    if any(c.rps[k].rps <= 0 for k in needed):
         return 0.0
-    inv = 0.0
-    for k, load in mix.items():
-        if load <= 0:
-            continue
-        rho = c.rps[k].rps
-        if rho <= 0:
-            return 0.0  # this offer cannot serve every class in the mix
-        inv += (load / z) / rho
-    return 1.0 / inv if inv > 0 else 0.0
+    return _mix_rps(m, c, t)
 
 
 def greedy_start(m: PlacementModel) -> dict[str, float] | None:
@@ -58,9 +53,9 @@ def greedy_start(m: PlacementModel) -> dict[str, float] | None:
         if not usable:
             return None
 
-        def price(c: Candidate, t: str, wid: str = w.id) -> float:
+        def price(c: Candidate, t: str) -> float:
             """USD per hour per request/s of the slot's class mix on this offer."""
-            rate = _mix_rate(c, class_mix(m, wid, t))
+            rate = _mix_rate(m, c, t)
             if rate <= 0:
                 return math.inf
             tier = _tier(c)
@@ -127,7 +122,7 @@ def greedy_start(m: PlacementModel) -> dict[str, float] | None:
             by_site: dict[str, list[Candidate]] = defaultdict(list)
             for c in ranked:
                 by_site[c.site].append(c)
-                cap[c.site] += rep_n.get((c.site, c.offer.id), 0) * _mix_rate(c, mix)
+                cap[c.site] += rep_n.get((c.site, c.offer.id), 0) * _mix_rate(m, c, t)
             if w.redundancy.mode == "n_plus_1" and not w.is_batch:
                 demand = sum(mix.values())
                 if len(by_site) < 2 and demand > 0:
@@ -141,7 +136,7 @@ def greedy_start(m: PlacementModel) -> dict[str, float] | None:
                     c = next((c for c in ranked if c.site != worst and place(c, t, 1)), None)
                     if c is None:
                         return None
-                    cap[c.site] += _mix_rate(c, mix)
+                    cap[c.site] += _mix_rate(m, c, t)
                 else:
                     return None
             if w.redundancy.min_sites > 1:
@@ -188,8 +183,6 @@ def greedy_start(m: PlacementModel) -> dict[str, float] | None:
     for key, v in m.used.items():
         values[v.name] = 1.0 if key in used_sites else 0.0
     # T[w,t] (total non-spot capacity, N+1 rows) and R[w,t] (non-spot replica count, cuts)
-    from .model import _mix_rps
-
     for key, v in m.T.items():
         w, t = key[0], key[1]
         if len(key) == 3:
