@@ -43,18 +43,6 @@ def slot_month_hours(res: Resolved) -> dict[str, float]:
     return {t.id: hours_per_month_of_slot(t, hpm) for t in res.scenario.time_slots}
 
 
-def gpus_in_use(plan: Plan, offers: dict) -> dict[tuple[str, str, str, str], float]:
-    """(site, offer, tier, slot) -> GPUs occupied by replicas."""
-    out: dict[tuple, float] = defaultdict(float)
-    for r in plan.replicas:
-        out[(r["site"], r["offer"], r["tier"], r["slot"])] += r["gpus"]
-    return out
-
-
-def installed_baseline(plan: Plan) -> dict[tuple[str, str, str], float]:
-    return {(i["site"], i["offer"], i["tier"]): i["count"] for i in plan.instances if i["tier"] in BASELINE}
-
-
 def site_power_kw(res: Resolved, plan: Plan, offers: dict) -> dict[tuple[str, str], float]:
     """Facility kW per declared site and slot: f_o (phi installed + (1 - phi) used)."""
     used: dict[tuple, float] = defaultdict(float)
@@ -142,7 +130,6 @@ def cost_lines(res: Resolved, loads: dict[str, WorkloadLoad], plan: Plan) -> lis
     H = slot_month_hours(res)
     offers = offer_index(res)
     lines: list[dict] = []
-    use = gpus_in_use(plan, offers)
     # GPU-hours per (site, offer, tier, slot) per workload, for attribution
     share: dict[tuple, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for r in plan.replicas:
@@ -211,7 +198,6 @@ def cost_lines(res: Resolved, loads: dict[str, WorkloadLoad], plan: Plan) -> lis
                 usd = ds.gb_per_month * sh * price
                 if usd:
                     lines.append(_line(res.sites[sid], w.id, "", "egress_data", usd, ds.id))
-    del use
     return lines
 
 

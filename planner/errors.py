@@ -5,7 +5,7 @@ Exit codes: 0 ok, 1 infeasible / no plan found, 2 bad input (file, schema, refer
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass
@@ -71,18 +71,6 @@ class NoPlanError(PlannerError):
     """The solver found no plan within its limits. Exit code 1."""
 
     exit_code = 1
-
-
-@dataclass
-class VerificationReport:
-    """What `planner verify` found; empty violations means the plan holds."""
-
-    violations: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.violations
 
 
 def did_you_mean(value: str, choices) -> str | None:

@@ -411,6 +411,8 @@ def define_objective(m: PlacementModel) -> None:
 
     Owned GPUs are sunk: reported as a fixed cost, not in the objective.
     """
+    from .costing import response_gb  # costing imports this module
+
     cs = m.cs
     res = cs.res
     s = res.scenario
@@ -435,7 +437,7 @@ def define_objective(m: PlacementModel) -> None:
         terms[("electricity", sid, "")].append((v, m.H[t] * res.sites[sid].electricity_usd_per_kwh))
     # response egress
     for (w, u, sid, t), v in m.x.items():
-        gb = response_gb_per_month(cs, w, u, t)
+        gb = response_gb(res, cs.loads, w, u, t)
         price = res.sites[sid].internet_egress_usd_per_gb
         if gb * price:
             terms[("egress_response", sid, w)].append((v, gb * price))
@@ -472,13 +474,6 @@ def define_objective(m: PlacementModel) -> None:
             rate *= m.H[t] / s.policies.hours_per_month  # the slot's share of the month
             obj.append((v, (link.rtt_ms or 0.0) * rate * pol.latency_usd_per_ms_per_rps))
     m.prob.setObjective(_expr(obj))
-
-
-def response_gb_per_month(cs: CandidateSet, w: str, u: str, t: str) -> float:
-    """GB/month of responses to users in u in slot t (see costing.response_gb)."""
-    from .costing import response_gb
-
-    return response_gb(cs.res, cs.loads, w, u, t)
 
 
 def site_share_exprs(m: PlacementModel, w: str) -> dict[str, list]:
