@@ -247,6 +247,23 @@ def _heuristic(hc: _HighsCopy, deadline: float, opts: SolveOptions) -> tuple[np.
     return plan, obj, lp_obj
 
 
+def _resolve_cold(m: PlacementModel, hc: _HighsCopy, opts: SolveOptions, deadline: float, values: np.ndarray,
+                  notes: list[str]) -> tuple[np.ndarray, float]:
+    obj = hc.objective(values)
+    notes.append("HiGHS reported an objective its solution does not have (a start was set); solved again cold")
+    cold = _HighsCopy(m.prob)
+    guard_deadline(cold.h, deadline)
+    cold.h.setOptionValue("mip_rel_gap", float(opts.gap))
+    cold.h.setOptionValue("random_seed", int(opts.seed))
+    cold.h.setOptionValue("time_limit", max(0.5, deadline - time.monotonic()))
+    cold.h.run()
+    if cold.h.getInfo().primal_solution_status == 2:
+        x = cold.values()
+        if cold.feasible(x) and cold.objective(x) < obj:
+            return x, cold.objective(x)
+    return values, obj
+
+
 def solve_highs(m: PlacementModel, opts: SolveOptions) -> SolveOutcome:
     import highspy
 
@@ -255,6 +272,17 @@ def solve_highs(m: PlacementModel, opts: SolveOptions) -> SolveOutcome:
     hc = _HighsCopy(m.prob)
     h = hc.h
     guard_deadline(h, deadline)
+    # HiGHS 1.16 can report an improved objective while getSolution() still holds a start given
+    # with setSolution (measured on a tiny pooled model): keep every improving plan it announces
+    best_seen: dict = {}
+
+    def keep(event) -> None:
+        obj_now = event.data_out.objective_function_value
+        if "obj" not in best_seen or obj_now < best_seen["obj"]:
+            best_seen["obj"] = obj_now
+            best_seen["x"] = np.array(event.data_out.mip_solution, dtype=float)
+
+    h.cbMipImprovingSolution.subscribe(keep)
     version = f"HiGHS {h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}"
     ms = highspy.HighsModelStatus
     if opts.threads:
@@ -308,6 +336,14 @@ def solve_highs(m: PlacementModel, opts: SolveOptions) -> SolveOutcome:
         if known is not None and (bound is None or known > bound):
             bound = known
     values = hc.values() if primal_ok else None
+    if values is not None and obj is not None and abs(hc.objective(values) - obj) > 1e-6 * max(1.0, abs(obj)):
+        seen = best_seen.get("x")
+        if seen is not None and len(seen) == len(values) and abs(hc.objective(seen) - obj) <= 1e-6 * max(1.0, abs(obj)):
+            values = seen
+        else:
+            # the values do not belong to the reported objective: solve again without the start,
+            # in the time left, and keep whichever plan is consistent and cheaper
+            values, obj = _resolve_cold(m, hc, opts, deadline, values, notes)
     used_heur = False
     if plan is not None and (obj is None or plan_obj < obj - 1e-9):
         values, obj, used_heur = plan, plan_obj, True

@@ -42,3 +42,12 @@ def run_cli() -> Callable[..., Result]:
         return CliRunner().invoke(main, [str(a) for a in args])
 
     return run
+
+
+# CI (CI=true) replays the same hypothesis examples every run, so a red build is reproducible;
+# local runs keep exploring new examples.
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
