@@ -45,15 +45,22 @@ import numpy as np
 import pulp
 
 from planner import api
-from planner.candidates import build_candidates
-from planner.catalog import load_catalog
-from planner.consistency import check
-from planner.demand import hours_per_month_of_slot
+from planner.derive.candidates import build_candidates
+from planner.derive.demand import hours_per_month_of_slot
 from planner.errors import InfeasibleError, NoPlanError
-from planner.loader import LoadedScenario
-from planner.model import PlacementModel, _mix_rps, build_model, clean, define_redundancy, define_variables
-from planner.schema import Scenario
-from planner.solve import SolveOptions
+from planner.input.catalog import load_catalog
+from planner.input.consistency import check
+from planner.input.loader import LoadedScenario
+from planner.input.schema import Scenario
+from planner.optimise.backends import SolveOptions
+from planner.optimise.model import (
+    PlacementModel,
+    _mix_rps,
+    build_model,
+    clean,
+    define_redundancy,
+    define_variables,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate import make_scenario  # noqa: E402
@@ -63,7 +70,7 @@ DEFAULT_SIZES = "5x5,20x10,50x20,200x50"
 BIG_SIZE = "1000x100"
 FORMS = ("replica", "pooled")
 # planner.solve exports helpers whose module name the package shadows with api.solve
-_solve_mod = importlib.import_module("planner.solve")
+_solve_mod = importlib.import_module("planner.optimise.backends")
 
 
 def log(msg: str) -> None:

@@ -9,6 +9,6 @@ Public API (the CLI is a thin shell over these):
 
 __version__ = "0.1.0"
 
-from .api import load_scenario, solve, verify  # noqa: E402
+from planner.api import load_scenario, solve, verify  # noqa: E402
 
 __all__ = ["load_scenario", "solve", "verify", "__version__"]

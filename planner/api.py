@@ -5,15 +5,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .candidates import CandidateSet, build_candidates
-from .catalog import load_catalog
-from .consistency import Resolved, check
-from .errors import InfeasibleError, NoPlanError
-from .heuristics import greedy_start
-from .loader import load_raw
-from .model import build_model
-from .results import PlacementResult, build_result, plan_from_model
-from .solve import SolveOptions, solve_model
+from planner.derive.candidates import CandidateSet, build_candidates
+from planner.errors import InfeasibleError, NoPlanError
+from planner.input.catalog import load_catalog
+from planner.input.consistency import Resolved, check
+from planner.input.loader import load_raw
+from planner.optimise.backends import SolveOptions, solve_model
+from planner.optimise.heuristics import greedy_start
+from planner.optimise.model import build_model
+from planner.plan.result import PlacementResult, build_result, plan_from_model
 
 #: ``auto`` picks the exact replica formulation up to this many candidate triples.
 AUTO_REPLICA_MAX_TRIPLES = 400
@@ -181,7 +181,7 @@ def _support_start(cs: CandidateSet, m, opts: SolveOptions, t0: float, say,
     """A starting plan from the LP relaxation's support: the replica MILP restricted to the
     (workload, site, offer) triples the LP uses, solved in a quarter of the budget. Its plan is a
     plan of the full model (every other variable 0) and is handed to HiGHS as its start."""
-    from .solve import lp_relaxation
+    from planner.optimise.backends import lp_relaxation
 
     relaxed = lp_relaxation(m.prob, 0.25 * _left(opts, t0))
     if relaxed is None:
@@ -244,6 +244,6 @@ def _left(opts: SolveOptions, t0: float) -> float:
 
 
 def verify(res: Resolved, result: PlacementResult):
-    from .verify import verify_result
+    from planner.verify import verify_result
 
     return verify_result(res, result)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from .errors import InputError, PlannerError
+from planner.errors import InputError, PlannerError
 
 EXIT_BAD_INPUT = 2
 
@@ -68,11 +68,11 @@ def main():
 def schema(of_result: bool):
     """Print the JSON Schema of the scenario file (or of result.json)."""
     if of_result:
-        from .results import result_json_schema
+        from planner.plan.result import result_json_schema
 
         click.echo(json.dumps(result_json_schema(), indent=2, sort_keys=True))
         return
-    from .schema import scenario_json_schema
+    from planner.input.schema import scenario_json_schema
 
     click.echo(json.dumps(scenario_json_schema(), indent=2, sort_keys=True))
 
@@ -83,8 +83,8 @@ def schema(of_result: bool):
 @guarded
 def validate(scenario: Path, variant: str | None, debug: bool, all_variants: bool):
     """Check a scenario file against the schema and the catalogs (exit 0 ok, 2 bad input)."""
-    from .api import load_scenario
-    from .report import scenario_summary
+    from planner.api import load_scenario
+    from planner.outputs.report import scenario_summary
 
     res = load_scenario(scenario, variant)
     click.echo(scenario_summary(res))
@@ -109,9 +109,9 @@ def validate(scenario: Path, variant: str | None, debug: bool, all_variants: boo
 @guarded
 def solve(scenario: Path, variant, debug, out_dir, solver, time_limit, gap, threads, integrality, fmt, quiet):
     """Build and solve the placement MILP; print a summary, write outputs with --out."""
-    from . import api
-    from .report import print_summary, render_markdown, write_outputs
-    from .solve import SolveOptions
+    from planner import api
+    from planner.optimise.backends import SolveOptions
+    from planner.outputs.report import print_summary, render_markdown, write_outputs
 
     if time_limit <= 0 or not (0 <= gap < 1):
         raise InputError("--time-limit must be > 0 and --gap in [0, 1)", file="(command line)")
@@ -121,7 +121,7 @@ def solve(scenario: Path, variant, debug, out_dir, solver, time_limit, gap, thre
         f"{len(res.sites)} sites")
     opts = SolveOptions(solver=solver, time_limit_s=time_limit, gap=gap, threads=threads)
     result = api.solve(res, opts, integrality=integrality, progress=say)
-    from .verify import verify_result
+    from planner.verify import verify_result
 
     report = verify_result(res, result)
     result.data["failover"] = report.failover
@@ -146,8 +146,8 @@ def solve(scenario: Path, variant, debug, out_dir, solver, time_limit, gap, thre
 @guarded
 def verify(scenario: Path, variant, debug, result_path: Path):
     """Independently re-check a result.json against its scenario (exit 1 on any violation)."""
-    from . import api
-    from .results import PlacementResult
+    from planner import api
+    from planner.plan.result import PlacementResult
 
     if result_path.is_dir():
         result_path = result_path / "result.json"

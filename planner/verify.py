@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from .consistency import Resolved, residency_allows
-from .costing import Plan, cost_lines, decision_cost, offer_index, site_power_kw
-from .demand import build_loads
-from .results import PlacementResult, plan_from_dict
-from .topology import rtt
+from planner.derive.demand import build_loads
+from planner.derive.topology import rtt
+from planner.input.consistency import Resolved, residency_allows
+from planner.plan.costing import Plan, cost_lines, decision_cost, offer_index, site_power_kw
+from planner.plan.result import PlacementResult, plan_from_dict
 
 TOL = 1e-6
 

@@ -20,13 +20,13 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from planner import api
-from planner.candidates import build_candidates
-from planner.catalog import load_catalog
-from planner.consistency import check
-from planner.loader import LoadedScenario
-from planner.model import gpu_kw_factor
-from planner.schema import Scenario
-from planner.solve import SolveOptions
+from planner.derive.candidates import build_candidates
+from planner.derive.power import gpu_kw_factor
+from planner.input.catalog import load_catalog
+from planner.input.consistency import check
+from planner.input.loader import LoadedScenario
+from planner.input.schema import Scenario
+from planner.optimise.backends import SolveOptions
 
 HPM = 730.0
 SLOTS = [("a", 0, 12), ("b", 12, 24)]

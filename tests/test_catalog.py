@@ -19,8 +19,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from planner.catalog import CATALOG_DIR, compute_version, haversine_km, load_catalog
 from planner.errors import InputError
+from planner.input.catalog import CATALOG_DIR, compute_version, haversine_km, load_catalog
 
 REPO = Path(__file__).resolve().parents[1]
 CATALOGS = REPO / "catalogs"
@@ -74,8 +74,9 @@ def load_build_module():
 def test_default_dir_is_the_shipped_catalogs():
     if "PLANNER_CATALOG_DIR" not in os.environ:
         assert CATALOG_DIR.resolve() == CATALOGS.resolve()
-    source = (REPO / "planner" / "catalog.py").read_text()
-    assert "shared/data" not in source and "../shared" not in source, "the product never reads ../shared"
+    for path in (REPO / "planner").rglob("*.py"):
+        source = path.read_text()
+        assert "shared/data" not in source and "../shared" not in source, f"{path}: the product never reads ../shared"
 
 
 def test_offers(cat):

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from planner.cli import main
-from planner.results import result_json_schema
+from planner.plan.result import result_json_schema
 
 EXAMPLES = sorted(Path("workloads").glob("*.yaml"))
 GOLDEN = Path("tests/golden")

@@ -25,13 +25,13 @@ from pathlib import Path
 import pytest
 
 from planner import api
-from planner.candidates import build_candidates
-from planner.catalog import load_catalog
-from planner.consistency import check
-from planner.loader import LoadedScenario
-from planner.model import gpu_kw_factor
-from planner.schema import Scenario
-from planner.solve import SolveOptions
+from planner.derive.candidates import build_candidates
+from planner.derive.power import gpu_kw_factor
+from planner.input.catalog import load_catalog
+from planner.input.consistency import check
+from planner.input.loader import LoadedScenario
+from planner.input.schema import Scenario
+from planner.optimise.backends import SolveOptions
 
 WEST4 = "gcp-europe-west4"
 WEST1 = "gcp-europe-west1"

@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 
 from planner import api
-from planner.candidates import build_candidates
-from planner.model import build_model
+from planner.derive.candidates import build_candidates
+from planner.optimise.model import build_model
 
 NAME = re.compile(r"^[a-z0-9_]+$")
 

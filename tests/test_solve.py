@@ -9,12 +9,12 @@ import pytest
 import yaml
 
 from planner import api
-from planner.catalog import load_catalog
-from planner.consistency import check
 from planner.errors import InfeasibleError
-from planner.loader import LoadedScenario
-from planner.schema import Scenario
-from planner.solve import SolveOptions
+from planner.input.catalog import load_catalog
+from planner.input.consistency import check
+from planner.input.loader import LoadedScenario
+from planner.input.schema import Scenario
+from planner.optimise.backends import SolveOptions
 
 EU = Path("workloads/eu_saas.yaml")
 

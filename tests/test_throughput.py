@@ -11,9 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from planner.errors import InputError
-from planner.schema import ModelSpec
-from planner.throughput import (
+from planner.derive.throughput import (
     DECODE_MBU,
     TP_ALLREDUCE_LATENCY_S,
     AcceleratorSpec,
@@ -29,6 +27,8 @@ from planner.throughput import (
     usable_without_profile,
     weight_bytes,
 )
+from planner.errors import InputError
+from planner.input.schema import ModelSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS_CSV = ROOT / "catalogs" / "models.csv"

@@ -36,7 +36,7 @@ from planner.errors import InputError, Problem
 
 ENV_VAR = "PLANNER_CATALOG_DIR"
 #: The shipped catalogs (<repo>/catalogs), or $PLANNER_CATALOG_DIR when set at import time.
-CATALOG_DIR: Path = Path(os.environ.get(ENV_VAR) or Path(__file__).resolve().parent.parent / "catalogs")
+CATALOG_DIR: Path = Path(os.environ.get(ENV_VAR) or Path(__file__).resolve().parents[2] / "catalogs")
 
 #: Mean Earth radius (km); the same value tools/build_catalogs.py fits the RTT model with.
 EARTH_RADIUS_KM = 6371.0

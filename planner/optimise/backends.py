@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pulp
 
-from .model import PlacementModel
+from planner.optimise.model import PlacementModel
 
 
 @dataclass
@@ -397,7 +397,7 @@ def solve_cbc(m: PlacementModel, opts: SolveOptions) -> SolveOutcome:
     t0 = time.monotonic()
     path = cbc_path()
     if path is None:
-        from .errors import InputError
+        from planner.errors import InputError
 
         raise InputError("--solver cbc: no CBC binary found. To fix: install one (pip install 'pulp[cbc]' or "
                          "apt-get install coinor-cbc) or use --solver highs", file="(command line)")

@@ -15,9 +15,11 @@ from typing import Any
 
 import pandas as pd
 
-from . import __version__
-from .candidates import CandidateSet
-from .costing import (
+from planner import __version__
+from planner.derive.candidates import CandidateSet
+from planner.optimise.backends import SolveOptions, SolveOutcome
+from planner.optimise.model import PlacementModel
+from planner.plan.costing import (
     Plan,
     cloud_power_kw,
     cost_lines,
@@ -26,8 +28,6 @@ from .costing import (
     site_power_kw,
     slot_month_hours,
 )
-from .model import PlacementModel
-from .solve import SolveOptions, SolveOutcome
 
 SCHEMA_VERSION = "1.0"
 TABLES = ("placements", "instances", "routes", "serving", "utilisation", "costs", "unit_costs", "attribution",
@@ -276,7 +276,7 @@ _BINDING_FAMILIES = {"power_cap": "power budget", "quota": "cloud quota", "nplus
 
 def _unit_step(m: PlacementModel, family: str, label: str) -> float:
     """Room one more unit would need in a row of this family (0: exact rows only)."""
-    from .model import gpu_kw_factor
+    from planner.derive.power import gpu_kw_factor
 
     site_id = label.split("__")[0]
     if family == "power_cap":

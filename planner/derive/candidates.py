@@ -17,10 +17,10 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .consistency import Offer, Resolved, residency_allows
-from .demand import WorkloadLoad, build_loads
-from .throughput import Estimate, ReplicaShape
-from .topology import Link, build_graph, egress_matrix, rtt_matrix
+from planner.derive.demand import WorkloadLoad, build_loads
+from planner.derive.throughput import Estimate, ReplicaShape
+from planner.derive.topology import Link, build_graph, egress_matrix, rtt_matrix
+from planner.input.consistency import Offer, Resolved, residency_allows
 
 BASELINE_TIERS = ("owned", "bought", "reserved")
 BURST_TIERS = ("on_demand", "spot")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .consistency import Resolved
-from .results import TABLES, PlacementResult, write_atomic
+from planner.input.consistency import Resolved
+from planner.plan.result import TABLES, PlacementResult, write_atomic
 
 
 def _usd(x) -> str:

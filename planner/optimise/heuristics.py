@@ -15,8 +15,8 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from .candidates import Candidate
-from .model import PlacementModel, _mix_rps, class_mix
+from planner.derive.candidates import Candidate
+from planner.optimise.model import PlacementModel, _mix_rps, class_mix
 
 
 def _tier(c: Candidate) -> str | None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from .consistency import Point, Resolved, ResolvedSite
+from planner.input.consistency import Point, Resolved, ResolvedSite
 
 
 @dataclass(frozen=True)

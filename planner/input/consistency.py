@@ -10,10 +10,11 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .catalog import Catalog
-from .errors import InputError, Problem, did_you_mean
-from .loader import LoadedScenario
-from .schema import (
+from planner.derive.throughput import AcceleratorSpec, ThroughputModel, ThroughputProfile
+from planner.errors import InputError, Problem, did_you_mean
+from planner.input.catalog import Catalog
+from planner.input.loader import LoadedScenario
+from planner.input.schema import (
     PROVIDERS,
     ModelSpec,
     Scenario,
@@ -22,7 +23,6 @@ from .schema import (
     default_jurisdiction,
     utc_offset_from_longitude,
 )
-from .throughput import AcceleratorSpec, ThroughputModel, ThroughputProfile
 
 # Continents by ISO country code: used to price inter-region egress where the catalog has none.
 _CONTINENTS = {

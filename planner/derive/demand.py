@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .schema import QueryClass, Scenario, TimeSlot
+from planner.input.schema import QueryClass, Scenario, TimeSlot
 
 
 @dataclass(frozen=True)
@@ -110,3 +110,15 @@ def build_loads(scenario: Scenario, utc_offsets: dict[str, float]) -> dict[str, 
                         mean * q.share * 3600.0 * hours_per_month_of_slot(t, hpm)
                     )
     return loads
+
+
+def response_gb(res, loads: dict[str, WorkloadLoad], w: str, u: str, t: str) -> float:
+    """GB/month of responses to users in u in slot t: requests x (output tokens x bytes/token + overhead)."""
+    pol = res.scenario.policies
+    wk = res.scenario.workload(w)
+    by_q = {q.id: q for q in wk.query_classes}
+    total = 0.0
+    for (k, uu, tt), n in loads[w].requests_per_month.items():
+        if uu == u and tt == t and k in by_q:
+            total += n * (by_q[k].output_tokens * pol.bytes_per_output_token + pol.response_overhead_bytes)
+    return total / 1e9

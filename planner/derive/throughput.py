@@ -111,8 +111,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError, Problem
-from .schema import ModelSpec
+from planner.errors import InputError, Problem
+from planner.input.schema import ModelSpec
 
 # --------------------------------------------------------------------------- constants
 GIB = 2**30

@@ -33,12 +33,9 @@ from dataclasses import dataclass, field
 
 import pulp
 
-from .candidates import BASELINE_TIERS, Candidate, CandidateSet
-from .demand import hours_per_month_of_slot
-
-#: Assumptions for the energy of cloud GPUs (carbon reporting / carbon term only).
-CLOUD_PUE = 1.2  # typical hyperscaler fleet PUE (Google ~1.10, Microsoft ~1.18, AWS ~1.15 reported 2023-24)
-CLOUD_HOST_OVERHEAD = 0.3  # host CPU/network/storage power as a fraction of GPU power (same as the site default)
+from planner.derive.candidates import BASELINE_TIERS, Candidate, CandidateSet
+from planner.derive.demand import hours_per_month_of_slot, response_gb
+from planner.derive.power import cloud_gpu_kw, gpu_kw_factor
 
 _NAME_BAD = re.compile(r"[^a-z0-9_]+")
 
@@ -252,11 +249,6 @@ def define_inventory(m: PlacementModel) -> None:
                   float(res.sites[sid].quota_gpus[acc]))
 
 
-def gpu_kw_factor(site, offer) -> float:
-    """Facility kW per GPU at full draw: board power x (1 + host_overhead) x PUE / 1000."""
-    return (offer.tdp_watts or 0.0) / 1000.0 * (1.0 + site.host_overhead) * site.pue
-
-
 def define_power(m: PlacementModel) -> None:
     """Facility power per declared site and slot, and its budget:
 
@@ -411,8 +403,6 @@ def define_objective(m: PlacementModel) -> None:
 
     Owned GPUs are sunk: reported as a fixed cost, not in the objective.
     """
-    from .costing import response_gb  # costing imports this module
-
     cs = m.cs
     res = cs.res
     s = res.scenario
@@ -465,7 +455,7 @@ def define_objective(m: PlacementModel) -> None:
             if site.declared:
                 continue
             c = m.cand[(w, sid, oid)]
-            kw = (c.offer.tdp_watts or 0.0) / 1000.0 * c.shape.gpus * (1 + CLOUD_HOST_OVERHEAD) * CLOUD_PUE
+            kw = cloud_gpu_kw(c.offer) * c.shape.gpus
             obj.append((v, kw * m.H[t] * (site.grid_gco2e_per_kwh or 0.0) / 1e6 * pol.carbon_usd_per_tonne))
     if pol.latency_usd_per_ms_per_rps > 0:
         for (w, u, sid, t), v in m.x.items():

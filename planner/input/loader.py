@@ -17,8 +17,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from .errors import InputError, Problem, did_you_mean
-from .schema import ID_PATTERN, Scenario
+from planner.errors import InputError, Problem, did_you_mean
+from planner.input.schema import ID_PATTERN, Scenario
 
 #: Field used as the key of each list's items when addressing them by id.
 LIST_KEYS = ("id", "user_region", "accelerator", "provider")

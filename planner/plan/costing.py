@@ -18,10 +18,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from .consistency import Offer, Resolved
-from .demand import WorkloadLoad, hours_per_month_of_slot
-from .model import CLOUD_HOST_OVERHEAD, CLOUD_PUE, gpu_kw_factor
-from .topology import egress as egress_price
+from planner.derive.demand import WorkloadLoad, hours_per_month_of_slot, response_gb
+from planner.derive.power import cloud_gpu_kw, gpu_kw_factor
+from planner.derive.topology import egress as egress_price
+from planner.input.consistency import Offer, Resolved
 
 BASELINE = ("owned", "bought", "reserved")
 
@@ -78,20 +78,8 @@ def cloud_power_kw(res: Resolved, plan: Plan, offers: dict) -> dict[tuple[str, s
         if site.declared:
             continue
         o = offers[(r["site"], r["offer"])]
-        out[(r["site"], r["slot"])] += (o.tdp_watts or 0.0) / 1000.0 * r["gpus"] * (1 + CLOUD_HOST_OVERHEAD) * CLOUD_PUE
+        out[(r["site"], r["slot"])] += cloud_gpu_kw(o) * r["gpus"]
     return dict(out)
-
-
-def response_gb(res: Resolved, loads: dict[str, WorkloadLoad], w: str, u: str, t: str) -> float:
-    """GB/month of responses to users in u in slot t: requests x (output tokens x bytes/token + overhead)."""
-    pol = res.scenario.policies
-    wk = res.scenario.workload(w)
-    by_q = {q.id: q for q in wk.query_classes}
-    total = 0.0
-    for (k, uu, tt), n in loads[w].requests_per_month.items():
-        if uu == u and tt == t and k in by_q:
-            total += n * (by_q[k].output_tokens * pol.bytes_per_output_token + pol.response_overhead_bytes)
-    return total / 1e9
 
 
 def site_shares(res: Resolved, loads: dict[str, WorkloadLoad], plan: Plan, w: str) -> dict[str, float]:

@@ -1,0 +1,1 @@
+"""optimise stage of the planner pipeline (see planner/__init__.py)."""

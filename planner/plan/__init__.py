@@ -1,0 +1,1 @@
+"""plan stage of the planner pipeline (see planner/__init__.py)."""
