@@ -478,6 +478,14 @@ class _Checker:
                             self.add(f"{path}.routing.escalate_to", f"{tgt} must serve every user region that {w.id} "
                                      f"serves; missing {sorted(missing)}", value=tgt,
                                      fix=f"add demand entries (peak_rps may be 0) for those regions to {tgt}")
+            if w.is_batch and w.redundancy.mode == "n_plus_1":
+                self.add(f"{path}.redundancy.mode", "N+1 failover protects users' traffic within an RTT SLO; a batch "
+                         "workload has no users to fail over", value="n_plus_1",
+                         fix="use `redundancy: {mode: none, min_sites: 2}` to spread a batch job over two sites")
+            if w.redundancy.failover_network_rtt_ms is not None and w.redundancy.mode != "n_plus_1":
+                self.add(f"{path}.redundancy.failover_network_rtt_ms", "only applies with mode: n_plus_1",
+                         value=w.redundancy.failover_network_rtt_ms,
+                         fix="set `mode: n_plus_1` or remove failover_network_rtt_ms")
             if w.batch is not None:
                 start, end = w.batch.window_utc_hours
                 for h, kind in ((start, "start"), (end, "end")):

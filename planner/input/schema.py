@@ -196,8 +196,15 @@ class Routing(Strict):
 
 
 class Redundancy(Strict):
+    """``n_plus_1``: in every slot, losing any one site leaves enough non-spot capacity already
+    provisioned at the other sites to serve every user region's demand of every query class
+    within ``failover_network_rtt_ms`` (default: the workload's ``latency.network_rtt_ms``),
+    residency still applying. Not for batch workloads (use ``min_sites``)."""
+
     mode: Literal["none", "n_plus_1"] = "none"
     min_sites: int = Field(default=1, ge=1)
+    failover_network_rtt_ms: Positive | None = Field(
+        default=None, description="RTT SLO while a site is lost (N+1 only); default: latency.network_rtt_ms")
 
 
 class DataSource(Strict):

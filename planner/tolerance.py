@@ -1,0 +1,44 @@
+"""One numerical tolerance for the whole product.
+
+The model's thresholds, HiGHS's feasibility tolerances (``mip_feasibility_tolerance``,
+``primal_feasibility_tolerance``), the row check of every returned plan, ``verify``, the failover
+check and the brute-force oracle in the tests all use :data:`TOL`, relative to the size of the
+numbers compared (never below an absolute 1 x TOL). A plan that needs more slack than this is not
+a plan: demands sitting 1e-6 above a capacity step must be decided by the model, not by the
+solver's tolerance (``../shared/repro/pooled_wrong_optimal.yaml``).
+"""
+
+from __future__ import annotations
+
+import math
+
+TOL = 1e-9
+
+
+def scale(*xs: float) -> float:
+    """The magnitude a tolerance is relative to: max(1, |x| ...)."""
+    return max(1.0, *(abs(x) for x in xs)) if xs else 1.0
+
+
+def leq(a: float, b: float, *also: float) -> bool:
+    """a <= b within TOL relative to max(1, |a|, |b|, |also|...)."""
+    return a <= b + TOL * scale(a, b, *also)
+
+
+def close(a: float, b: float, *also: float) -> bool:
+    """|a - b| <= TOL relative to max(1, |a|, |b|, |also|...)."""
+    return abs(a - b) <= TOL * scale(a, b, *also)
+
+
+def whole(x: float) -> bool:
+    """x is an integer within TOL (relative to max(1, |x|))."""
+    return abs(x - round(x)) <= TOL * scale(x)
+
+
+def ceil_tol(x: float) -> int:
+    """ceil(x), treating x within TOL above an integer as that integer."""
+    return math.ceil(x - TOL * scale(x))
+
+
+def finite(x) -> bool:
+    return x is not None and math.isfinite(x)
