@@ -1,6 +1,6 @@
 """Thin click shell: parse options, call the library API, map errors to exit codes.
 
-Exit codes: 0 ok, 1 infeasible / no plan / verification failed, 2 bad input.
+Exit codes: 0 ok, 1 infeasible / no plan / verification failed, 2 bad input, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ def guarded(fn):
                 for r in reasons[1:6]:
                     _err(f"  also: {r}")
             sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            _err("interrupted (Ctrl-C)")
+            sys.exit(130)
         except click.exceptions.Exit:
             raise
         except (click.ClickException, click.Abort):
@@ -98,9 +101,11 @@ def validate(scenario: Path, variant: str | None, debug: bool, all_variants: boo
 
 @main.command()
 @scenario_options
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None, help="write result.json, report.md, CSVs here")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="write result.json, plan.json, report.md and CSVs here")
 @click.option("--solver", type=click.Choice(["highs", "cbc"]), default="highs", show_default=True)
-@click.option("--time-limit", type=float, default=60.0, show_default=True, help="wall-clock seconds for the whole solve")
+@click.option("--time-limit", type=float, default=60.0, show_default=True,
+              help="wall-clock seconds for the whole run: reading, solving, verifying, writing")
 @click.option("--gap", type=float, default=0.005, show_default=True, help="relative MIP gap to prove (0.005 = 0.5 %)")
 @click.option("--threads", type=int, default=None)
 @click.option("--integrality", type=click.Choice(["auto", "replica", "pooled"]), default="auto", show_default=True)
@@ -108,36 +113,63 @@ def validate(scenario: Path, variant: str | None, debug: bool, all_variants: boo
 @click.option("--quiet", is_flag=True, help="no progress on stderr")
 @guarded
 def solve(scenario: Path, variant, debug, out_dir, solver, time_limit, gap, threads, integrality, fmt, quiet):
-    """Build and solve the placement MILP; print a summary, write outputs with --out."""
+    """Build and solve the placement MILP; print a summary, write outputs with --out.
+
+    Exit codes: 0 optimal or feasible, 1 infeasible / no plan / verification failed, 2 bad
+    input, 130 interrupted (Ctrl-C: the best verified plan so far is written, if there is one)."""
+    import time
+
+    started = time.monotonic()  # the user's clock: reading, solving, verifying and writing count
     from planner import api
-    from planner.optimise.backends import SolveOptions
     from planner.outputs.report import print_summary, render_markdown, write_outputs
+    from planner.plan.plan import STATUS_EXIT, plan_from_result
 
     if time_limit <= 0 or not (0 <= gap < 1):
         raise InputError("--time-limit must be > 0 and --gap in [0, 1)", file="(command line)")
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--out {out_dir}: exists and is not a directory. To fix: give a directory (new or "
+                         "existing) for result.json, plan.json, report.md and the CSVs", file="(command line)")
     say = (lambda m: None) if quiet else (lambda m: click.echo(f"[planner] {m}", err=True))
-    res = api.load_scenario(scenario, variant)
-    say(f"scenario {res.scenario.name} ({variant or 'base'}): {len(res.scenario.workloads)} workloads, "
-        f"{len(res.sites)} sites")
-    opts = SolveOptions(solver=solver, time_limit_s=time_limit, gap=gap, threads=threads)
-    result = api.solve(res, opts, integrality=integrality, progress=say)
-    from planner.verify import verify_result
-
-    report = verify_result(res, result)
-    result.data["failover"] = report.failover
-    result.data["verification"] = {"ok": report.ok, "violations": report.violations[:50]}
-    if out_dir is not None:
-        write_outputs(result, out_dir)
-        say(f"wrote {out_dir}/result.json, report.md and CSVs")
+    try:
+        res = api.load_scenario(scenario, variant)
+        say(f"scenario {res.scenario.name} ({variant or 'base'}): {len(res.scenario.workloads)} workloads, "
+            f"{len(res.sites)} sites")
+        opts = api.SolveOptions(solver=solver, time_limit_s=time_limit, gap=gap, threads=threads, started_at=started)
+        result = api.solve(res, opts, integrality=integrality, progress=say)
+    except (KeyboardInterrupt, api.Cancelled):
+        _err("interrupted (Ctrl-C) before any plan was found; nothing written")
+        sys.exit(130)
+    status = result.status
+    try:
+        if out_dir is not None:
+            plan = plan_from_result(result.data) if result.data.get("placements") is not None else None
+            result.data["solve"]["time_s"] = time.monotonic() - started
+            write_outputs(result, out_dir, plan=plan)
+            say(f"wrote {out_dir}/result.json, plan.json, report.md and CSVs")
+        else:
+            result.data["solve"]["time_s"] = time.monotonic() - started
+    except KeyboardInterrupt:
+        _err("interrupted (Ctrl-C) while writing; no file was left half-written")
+        sys.exit(130)
     if fmt == "json":
         click.echo(result.to_json(), nl=False)
     elif fmt == "md":
         click.echo(render_markdown(result))
     else:
         print_summary(result)
-    if not report.ok:
-        _err("error: the plan failed independent verification:\n  " + "\n  ".join(report.violations[:20]))
+    sv = result.data["solve"]
+    if status in ("infeasible", "no_plan"):
+        reasons = sv.get("reasons") or [status]
+        _err(f"error: {status.replace('_', ' ')}: {reasons[0]}")
+        for r in reasons[1:6]:
+            _err(f"  also: {r}")
+    ver = result.data.get("verification") or {}
+    if status in ("optimal", "feasible", "interrupted") and ver.get("ok") is False:
+        _err("error: the plan failed independent verification:\n  " + "\n  ".join(ver.get("violations", [])[:20]))
         sys.exit(1)
+    if status == "interrupted":
+        _err("interrupted (Ctrl-C): the best verified plan so far was kept")
+    sys.exit(STATUS_EXIT[status])
 
 
 @main.command()
@@ -157,16 +189,20 @@ def verify(scenario: Path, variant, debug, result_path: Path):
     try:
         result = PlacementResult.read(result_path)
     except (ValueError, KeyError) as exc:
-        raise InputError(f"{result_path}: not a planner result.json ({exc})", file=str(result_path)) from None
+        raise InputError(f"{result_path}: not a planner 1.1 result.json ({exc})", file=str(result_path)) from None
     variant = variant or result.data.get("scenario", {}).get("variant")
     res = api.load_scenario(scenario, variant)
-    report = api.verify(res, result)
+    try:
+        report = api.verify(res, result)
+    except (ValueError, KeyError) as exc:
+        raise InputError(f"{result_path}: cannot be checked against {scenario} ({exc}). To fix: pass the scenario "
+                         "(and --variant) the result was solved from, or re-solve", file=str(result_path)) from None
     for w in report.warnings:
         click.echo(f"warning: {w}")
     for f in report.failover:
-        if f.get("unserved_user_regions"):
-            click.echo(f"failover: losing {f['lost_site']} in slot {f['slot']} leaves {f['workload']} users in "
-                       f"{', '.join(f['unserved_user_regions'])} unserved within the SLO")
+        if f["unserved_rps"] > 0:
+            click.echo(f"failover: losing {f['lost_site']} in slot {f['slot']} leaves {f['unserved_rps']:.4g} rps of "
+                       f"{f['workload']} class {f['query_class']} from {f['user_region']} unserved within the SLO")
     if report.ok:
         click.echo(f"ok: {result_path} satisfies every constraint; cost {report.recomputed_cost:,.2f} USD/month "
                    f"matches the result")

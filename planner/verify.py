@@ -1,37 +1,67 @@
-"""Independent checker: recompute every constraint and the cost of a result from its placement
-alone (instances, replicas, serving split, routes), never from solver values.
+"""Independent checker: recompute every constraint and the cost of a plan from its decision
+tables alone (instances, replicas, serving split, routes, open sites), never from solver values.
 
-It rebuilds demand, latency, residency and throughput from the scenario and the catalogs, then
-checks: whole replicas and instances, tiers each offer really has, route shares, SLO and
-residency of every route, served load = demand, class-by-class capacity, instance packing,
-inventory, quotas, power budgets, spot cap, minimum sites, aggregate N+1, and the cost.
+It rebuilds demand, latency, residency and throughput from the scenario and the catalogs and
+imports nothing of the optimiser (no ``planner.optimise``, no PuLP); the failover LPs are its own,
+solved with ``highspy``. Every comparison uses :mod:`planner.tolerance` (``TOL`` = 1e-9 relative):
+a plan that needs more slack than that is not a plan.
 
-Real failover (N+1 within the SLO): for every lost site and slot, a max-flow from user regions
-to the remaining sites (capacity = their non-spot replicas x requests/s of the class mix) says
-which user regions can no longer be served within their SLO; listed, not a violation (the MILP's
-N+1 row is an aggregate, necessary condition).
+Checks: whole instances and replicas, tiers each offer really has (baseline tiers for the whole
+month, burst tiers per slot), inventory, replica shapes and GPUs, packing of replicas into
+instances, open sites, route shares (sum to 1, residency, RTT SLO), served load = routed demand,
+class-by-class capacity (spot derated), batch volume and window, quotas, power budgets, spot cap,
+minimum sites, the exact N+1 failover promise, and the cost (vs the result's summary and, when
+the carbon and latency weights are 0, vs the solver's objective).
+
+Failover, the N+1 promise exactly. A load class k of w is protected when w is ``n_plus_1`` or
+k is escalated from an ``n_plus_1`` workload; its failover RTT limit is the N+1 workload's
+``redundancy.failover_network_rtt_ms``, else w's ``latency.network_rtt_ms`` (None: no limit; an
+unknown RTT fails a limit). For every workload w with protected classes, every slot t with
+protected load and every lost site L where w has replicas (any tier) in t::
+
+    min  sum_{k,u} unserved[k,u]
+    s.t. sum_s z[k,u,s] + unserved[k,u] = load[k,u,t]              every protected (k, u)
+         sum_u z[k,u,s] = sum_o q[k,s,o]                           every (k, s)
+         sum_k q[k,s,o] / rho[w,k,o] <= non-spot replicas[w,s,o,t] every (s, o)
+         z, q, unserved >= 0;  z[.,.,L] = q[.,L,.] = 0
+
+z exists only for sites s != L where residency of w allows u -> s, RTT(u, s) is within the
+failover limit of (w, k), and w has non-spot replicas in t on an offer that runs k (rho > 0).
+One HiGHS model per (w, t); each lost site only changes column bounds and re-solves warm.
+The LP's answer is made exactly feasible before it is read (capacity rows scaled down where
+HiGHS's own tolerance let them overrun), so a reported 0 is a routing that really exists.
 """
 
 from __future__ import annotations
 
+import math
+import os
+import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-import networkx as nx
+import numpy as np
 
-from planner.derive.demand import build_loads
+from planner.derive.demand import LoadClass, build_loads
 from planner.derive.topology import rtt
-from planner.input.consistency import Resolved, residency_allows
-from planner.plan.costing import Plan, cost_lines, decision_cost, offer_index, site_power_kw
-from planner.plan.result import PlacementResult, plan_from_dict
+from planner.input.consistency import Offer, Resolved, residency_allows
+from planner.plan.costing import cost_lines, decision_cost, offer_index, site_power_kw
+from planner.plan.plan import PLAN_STATUSES, Plan, plan_from_result
+from planner.tolerance import TOL, close, leq, whole
 
-TOL = 1e-6
+BASELINE_TIERS = ("owned", "bought", "reserved")
+
+
+class _HasData(Protocol):
+    data: dict
 
 
 @dataclass
 class VerifyReport:
     violations: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: rows: workload, lost_site, slot, user_region, query_class (load class key), unserved_rps
     failover: list[dict] = field(default_factory=list)
     recomputed_cost: float = 0.0
 
@@ -39,332 +69,716 @@ class VerifyReport:
     def ok(self) -> bool:
         return not self.violations
 
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "violations": list(self.violations), "warnings": list(self.warnings),
+                "recomputed_usd_per_month": float(self.recomputed_cost)}
 
-def _close(a: float, b: float, rel: float = 1e-6, abs_: float = 1e-6) -> bool:
-    return abs(a - b) <= max(abs_, rel * max(abs(a), abs(b)))
 
-
-def verify_result(res: Resolved, result: PlacementResult) -> VerifyReport:
-    rep = VerifyReport()
-    v = rep.violations
+# ====================================================================== public API
+def verify_result(res: Resolved, result: _HasData) -> VerifyReport:
+    """Verify a result.json 1.1 (a ``PlacementResult`` or anything with ``.data``). A result
+    of another schema raises ValueError (from :func:`plan_from_result`)."""
     d = result.data
-    s = res.scenario
-    pol = s.policies
-    if d.get("scenario", {}).get("content_hash") not in (None, res.loaded.content_hash):
-        rep.warnings.append("the scenario file changed since this result was made (content hash differs)")
-    if d.get("solve", {}).get("status") not in ("optimal", "feasible"):
-        v.append(f"result has status {d.get('solve', {}).get('status')!r}, not a plan")
+    plan = plan_from_result(d)
+    solve = d.get("solve") or {}
+    scenario_hash = (d.get("scenario") or {}).get("content_hash")
+    status = solve.get("status")
+    if status not in PLAN_STATUSES:
+        rep = VerifyReport()
+        _hash_warning(res, scenario_hash, rep)
+        rep.violations.append(f"result has status {status!r}, not a plan")
         return rep
-    plan = plan_from_dict(d)
-    offers = offer_index(res)
-    offsets = {u: r.utc_offset_hours for u, r in res.user_regions.items()}
-    loads = build_loads(s, offsets)
-    slots = [t.id for t in s.time_slots]
-    hours = {t.id: t.hours for t in s.time_slots}
-    wk = {w.id: w for w in s.workloads}
+    return verify_plan(res, plan, reported_total=(d.get("summary") or {}).get("total_usd_per_month"),
+                       reported_objective=solve.get("objective"), scenario_hash=scenario_hash)
 
-    # ---- instances: integral, known, tiers real
-    inst: dict[tuple, float] = {}
-    for i in plan.instances:
-        key = (i["site"], i["offer"])
-        if key not in offers:
-            v.append(f"instances: unknown offer {i['offer']} at site {i['site']}")
-            continue
-        o = offers[key]
-        if abs(i["count"] - round(i["count"])) > TOL or i["count"] < 0:
-            v.append(f"instances: {i['offer']} {i['tier']} count {i['count']} is not a whole number")
-        tier = i["tier"]
-        ok_tier = {
-            "owned": o.owned > 0, "bought": o.buyable > 0,
-            "reserved": o.reserved_usd_hr is not None and "reserved" in pol.pricing_models,
-            "on_demand": o.ondemand_usd_hr is not None and "on_demand" in pol.pricing_models,
-            "spot": o.spot_usd_hr is not None and "spot" in pol.pricing_models,
-        }.get(tier, False)
-        if not ok_tier:
-            v.append(f"instances: {i['offer']} cannot be had as {tier} (no price or not allowed)")
-        if tier in ("owned", "bought", "reserved") and i["slot"] is not None:
-            v.append(f"instances: baseline tier {tier} of {i['offer']} must be for the whole month, not slot {i['slot']}")
-        if tier == "owned" and i["count"] > o.owned + TOL:
-            v.append(f"inventory: {i['site']} uses {i['count']} owned {o.accelerator} GPUs, owns {o.owned}")
-        if tier == "bought" and i["count"] > o.buyable + TOL:
-            v.append(f"inventory: {i['site']} buys {i['count']} {o.accelerator} GPUs, may buy {o.buyable}")
-        for t in ([i["slot"]] if i["slot"] else slots):
-            inst[(i["site"], i["offer"], tier, t)] = inst.get((i["site"], i["offer"], tier, t), 0.0) + i["count"]
 
-    # ---- replicas: whole, packed into instances
-    packed: dict[tuple, float] = defaultdict(float)
-    shape_of: dict[tuple, object] = {}
-    for r in plan.replicas:
-        key = (r["site"], r["offer"])
-        if key not in offers:
-            v.append(f"placements: unknown offer {r['offer']} at site {r['site']}")
-            continue
-        o = offers[key]
-        site = res.sites[r["site"]]
-        if abs(r["replicas"] - round(r["replicas"])) > TOL:
-            v.append(f"placements: {r['workload']} has {r['replicas']} replicas on {r['offer']} ({r['tier']}, "
-                     f"{r['slot']}): not whole")
-        w = wk.get(r["workload"])
-        if w is None:
-            v.append(f"placements: unknown workload {r['workload']}")
-            continue
-        shape = res.throughput.shape(w.model, o.accelerator, *site.replica_room(o))
-        if shape is None:
-            v.append(f"placements: {w.model} does not fit {o.gpus:g} x {o.accelerator} ({r['offer']})")
-            continue
-        shape_of[(w.id, r["site"], r["offer"])] = shape
-        if not _close(r["gpus"], r["replicas"] * shape.gpus):
-            v.append(f"placements: {w.id} on {r['offer']}: {r['gpus']} GPUs for {r['replicas']} replicas of "
-                     f"{shape.gpus:g} GPUs")
-        packed[(r["site"], r["offer"], r["tier"], r["slot"])] += r["replicas"] * shape.gpus
-    for key, g in sorted(packed.items(), key=lambda kv: tuple(str(p) for p in kv[0])):
-        have = inst.get(key, 0.0) * offers[(key[0], key[1])].gpus
-        if g > have + 1e-6:
-            v.append(f"packing: {key[1]} {key[2]} slot {key[3]} holds {g:g} GPUs of replicas in {have:g} GPUs of instances")
-
-    # ---- routes: shares, residency, SLO
-    share: dict[tuple, float] = defaultdict(float)
-    for r in plan.routes:
-        w = wk.get(r["workload"])
-        if w is None or r["user_region"] not in res.user_regions or r["site"] not in res.sites:
-            v.append(f"routes: unknown workload, user region or site in {r}")
-            continue
-        up = res.user_regions[r["user_region"]].point
-        sp = res.sites[r["site"]].point
-        why = residency_allows(w.residency, up, sp)
-        if why is not None and r["share"] > TOL:
-            v.append(f"residency: {w.id} users in {r['user_region']} served at {r['site']}: {why}")
-        if w.latency.network_rtt_ms is not None and r["share"] > TOL:
-            link = rtt(res, up, sp)
-            if link.rtt_ms is None or link.rtt_ms > w.latency.network_rtt_ms + 1e-9:
-                v.append(f"latency: {w.id} users in {r['user_region']} -> {r['site']} RTT "
-                         f"{link.rtt_ms} ms > SLO {w.latency.network_rtt_ms} ms")
-        share[(w.id, r["user_region"], r["site"], r["slot"])] += r["share"]
-    routed: dict[tuple, float] = defaultdict(float)  # (w, u, t) -> total share
-    sites_routed: dict[tuple, set] = defaultdict(set)  # (w, t) -> sites
-    for (w_id, u, sid, t), x in share.items():
-        routed[(w_id, u, t)] += x
-        sites_routed[(w_id, t)].add(sid)
-    for w in s.workloads:
-        if w.is_batch:
-            continue
-        for dmd in w.demand:
-            for t in slots:
-                tot = routed.get((w.id, dmd.user_region, t), 0.0)
-                if not _close(tot, 1.0, abs_=1e-5):
-                    v.append(f"routes: {w.id} traffic from {dmd.user_region} in slot {t} is routed {tot:.6f}, not 1")
-
-    # ---- serving = demand; capacity class by class
-    served: dict[tuple, float] = defaultdict(float)
-    cap_use: dict[tuple, float] = defaultdict(float)
-    for sv in plan.serving:
-        w = wk.get(sv["workload"])
-        if w is None:
-            v.append(f"serving: unknown workload {sv['workload']}")
-            continue
-        served[(w.id, sv["class"], sv["site"], sv["slot"])] += sv["rps"]
-        shape = shape_of.get((w.id, sv["site"], sv["offer"]))
-        o = offers.get((sv["site"], sv["offer"]))
-        if o is None or shape is None:
-            if sv["rps"] > TOL:
-                v.append(f"serving: {w.id} class {sv['class']} served on {sv['offer']} at {sv['site']} with no replicas")
-            continue
-        lc = next((c for c in loads[w.id].classes if c.key == sv["class"]), None)
-        if lc is None:
-            v.append(f"serving: {w.id} has no class {sv['class']}")
-            continue
-        ow = wk[lc.origin]
-        est = res.throughput.rps(w.model, o.accelerator, shape, lc.qclass.input_tokens, lc.qclass.output_tokens,
-                                 w.latency.ttft_ms, w.latency.tpot_ms, ow.prefix_cache_rate)
-        if est.rps <= 0:
-            v.append(f"serving: {w.id} class {sv['class']} cannot run on {o.accelerator} ({est.limit})")
-            continue
-        cap_use[(w.id, sv["site"], sv["offer"], sv["slot"])] += sv["rps"] / est.rps
-    reps: dict[tuple, float] = defaultdict(float)
-    for r in plan.replicas:
-        eff = pol.spot.derating if r["tier"] == "spot" else 1.0
-        reps[(r["workload"], r["site"], r["offer"], r["slot"])] += r["replicas"] * eff
-    for key, need in sorted(cap_use.items()):
-        if need > reps.get(key, 0.0) * (1 + 1e-6) + 1e-6:
-            v.append(f"capacity: {key[0]} on {key[2]} slot {key[3]} needs {need:.4f} replicas, has {reps.get(key, 0.0):g}")
-    served_by_w: dict[str, list] = defaultdict(list)
-    for (w_id, k, sid, t), x in served.items():
-        served_by_w[w_id].append((k, sid, t, x))
-    for w in s.workloads:
-        wl = loads[w.id]
-        rows_w = served_by_w.get(w.id, [])
-        if w.is_batch:
-            done: dict[str, float] = defaultdict(float)
-            for k, _sid, t, x in rows_w:
-                done[k] += x * 3600.0 * hours[t]
-            for lc in wl.classes:
-                need = wl.batch_requests_per_day[lc.key]
-                if not _close(done[lc.key], need, rel=1e-5):
-                    v.append(f"batch: {w.id} class {lc.key} does {done[lc.key]:,.1f} requests/day, needs {need:,.1f}")
-            outside = sorted({t for _k, _sid, t, _x in rows_w if t not in wl.batch_slots})
-            if outside:
-                v.append(f"batch: {w.id} runs outside its window in slots {outside}")
-            for sid in sorted({sid for _k, sid, _t, _x in rows_w}):
-                why = residency_allows(w.residency, None, res.sites[sid].point)
-                if why:
-                    v.append(f"residency: batch {w.id} runs at {sid}: {why}")
-            continue
-        served_sites: dict[tuple, set] = defaultdict(set)
-        for k, sid, t, _x in rows_w:
-            served_sites[(k, t)].add(sid)
-        for lc in wl.classes:
-            for t in slots:
-                sites = served_sites.get((lc.key, t), set()) | sites_routed.get((w.id, t), set())
-                for sid in sorted(sites):
-                    want = sum(wl.peak_rps.get((lc.key, u, t), 0.0) * share.get((w.id, u, sid, t), 0.0)
-                               for u in wl.user_regions())
-                    got = served.get((w.id, lc.key, sid, t), 0.0)
-                    if not _close(got, want, rel=1e-5, abs_=1e-6):
-                        v.append(f"serving: {w.id} class {lc.key} at {sid} slot {t} serves {got:.6f} rps, routed "
-                                 f"demand is {want:.6f}")
-
-    # ---- quotas and power
-    quota_use: dict[tuple, float] = defaultdict(float)
-    for (sid, oid, _tau, t), c in inst.items():
-        o = offers[(sid, oid)]
-        quota_use[(sid, o.accelerator, t)] += c * o.gpus
-    for (sid, acc, t), g in sorted(quota_use.items()):
-        quota = res.sites[sid].quota_gpus.get(acc)
-        if quota is not None and g > quota + TOL:
-            v.append(f"quota: {sid} uses {g:g} {acc} GPUs in slot {t}, quota {quota}")
-    for (sid, t), kw in sorted(site_power_kw(res, plan, offers).items()):
-        budget = res.sites[sid].power_budget_kw
-        if budget is not None and kw > budget * (1 + 1e-9) + 1e-9:
-            v.append(f"power: {sid} draws {kw:.3f} kW in slot {t}, budget {budget:g} kW")
-
-    # ---- redundancy, spot, min sites
-    _check_redundancy(res, plan, loads, shape_of, offers, rep)
-
-    # ---- cost
-    lines = cost_lines(res, loads, plan)
-    rep.recomputed_cost = decision_cost(lines)
-    reported = d.get("summary", {}).get("total_usd_per_month")
-    if reported is not None and not _close(rep.recomputed_cost, reported, rel=1e-6, abs_=0.02):
-        v.append(f"cost: recomputed {rep.recomputed_cost:,.4f} USD/month, result says {reported:,.4f}")
-    obj = d.get("solve", {}).get("objective")
-    plain_cost = pol.carbon_usd_per_tonne == 0 and pol.latency_usd_per_ms_per_rps == 0
-    if obj is not None and plain_cost and not _close(rep.recomputed_cost, obj, rel=1e-5, abs_=0.05):
-        v.append(f"cost: recomputed {rep.recomputed_cost:,.4f} USD/month, solver objective {obj:,.4f}")
+def verify_plan(res: Resolved, plan: Plan, reported_total: float | None = None,
+                reported_objective: float | None = None, scenario_hash: str | None = None) -> VerifyReport:
+    """Check a Plan against the scenario alone; compare its recomputed cost with the reported
+    total and (carbon and latency weights 0) with the solver's objective when given."""
+    rep = VerifyReport()
+    _hash_warning(res, scenario_hash, rep)
+    if not plan.has_plan:
+        rep.violations.append(f"plan has status {plan.status!r}, not a plan")
+        return rep
+    _Checker(res, plan, rep).run(reported_total, reported_objective)
     return rep
 
 
-def _mix_rps(res: Resolved, loads, w, o, shape, t: str) -> float:
-    wl = loads[w.id]
-    if wl.batch_requests_per_day:
-        tot = dict(wl.batch_requests_per_day)
+def _hash_warning(res: Resolved, scenario_hash: str | None, rep: VerifyReport) -> None:
+    if scenario_hash is not None and scenario_hash != res.loaded.content_hash:
+        rep.warnings.append("the scenario file changed since this result was made (content hash differs)")
+
+
+# ====================================================================== helpers
+def _num(x: Any) -> float | None:
+    """x as a finite float, else None (missing, not a number, NaN, infinite)."""
+    if isinstance(x, bool):
+        return None
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _g(x: float) -> str:
+    return f"{x:.12g}"
+
+
+_BANNER_SHOWN = False
+
+
+def _new_highs():
+    """A highspy.Highs with logging off. HiGHS prints a banner on stdout when the first instance
+    of a process is made; fd 1 is muted for that one (it would corrupt ``--format json``)."""
+    global _BANNER_SHOWN
+    import highspy
+
+    if _BANNER_SHOWN:
+        h = highspy.Highs()
     else:
-        tot = defaultdict(float)
-        for (k, _u, tt), x in wl.peak_rps.items():
-            if tt == t:
-                tot[k] += x
-    z = sum(tot.values())
-    if z <= 0:
-        tot = {lc.key: lc.qclass.share for lc in wl.classes}
-        z = sum(tot.values())
-    inv = 0.0
-    for lc in wl.classes:
-        if tot.get(lc.key, 0.0) <= 0:
-            continue
-        ow = res.scenario.workload(lc.origin)
-        est = res.throughput.rps(w.model, o.accelerator, shape, lc.qclass.input_tokens, lc.qclass.output_tokens,
-                                 w.latency.ttft_ms, w.latency.tpot_ms, ow.prefix_cache_rate)
-        if est.rps > 0:
-            inv += (tot[lc.key] / z) / est.rps
-    return 1.0 / inv if inv > 0 else 0.0
+        sys.stdout.flush()
+        saved = os.dup(1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 1)
+            h = highspy.Highs()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            os.close(devnull)
+        _BANNER_SHOWN = True
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("presolve", "off")
+    h.setOptionValue("primal_feasibility_tolerance", TOL)
+    h.setOptionValue("dual_feasibility_tolerance", TOL)
+    return h
 
 
-def _check_redundancy(res: Resolved, plan: Plan, loads, shape_of, offers, rep: VerifyReport) -> None:
-    s = res.scenario
-    pol = s.policies
-    slots = [t.id for t in s.time_slots]
-    reps_by_w: dict[str, list] = defaultdict(list)
-    for r in plan.replicas:
-        reps_by_w[r["workload"]].append(r)
-    routes_by_w: dict[str, set] = defaultdict(set)
-    for r in plan.routes:
-        routes_by_w[r["workload"]].add(r["site"])
-    for w in s.workloads:
-        wl = loads[w.id]
-        rows = reps_by_w.get(w.id, [])
-        cap_ns: dict[tuple, float] = defaultdict(float)  # (site, slot) -> non-spot rps
-        cap_all: dict[str, float] = defaultdict(float)  # slot -> effective rps
-        cap_spot: dict[str, float] = defaultdict(float)
-        for r in rows:
-            shape = shape_of.get((w.id, r["site"], r["offer"]))
+# ====================================================================== the checker
+class _Checker:
+    def __init__(self, res: Resolved, plan: Plan, rep: VerifyReport):
+        s = res.scenario
+        self.res = res
+        self.s = s
+        self.pol = s.policies
+        self.plan = plan
+        self.rep = rep
+        self.v = rep.violations
+        self.offers: dict[tuple[str, str], Offer] = offer_index(res)
+        self.loads = build_loads(s, {u: r.utc_offset_hours for u, r in res.user_regions.items()})
+        self.slots = [t.id for t in s.time_slots]
+        self.slot_set = set(self.slots)
+        self.hours = {t.id: t.hours for t in s.time_slots}
+        self.wk = {w.id: w for w in s.workloads}
+        self.classes = {w.id: {lc.key: lc for lc in self.loads[w.id].classes} for w in s.workloads}
+        #: rows that are well-formed enough to price and to measure power on
+        self.good = Plan(open_sites=list(plan.open_sites))
+        self._shape: dict[tuple, Any] = {}
+        self._rho: dict[tuple, float] = {}
+        self._rtt: dict[tuple, float | None] = {}
+        self._resid: dict[tuple, str | None] = {}
+        self._replica_resid: dict[tuple, str | None] = {}
+        self._mix: dict[tuple, dict[str, float]] = {}
+
+    # ------------------------------------------------------------------ cached look-ups
+    def shape(self, w, sid: str, oid: str):
+        key = (w.id, sid, oid)
+        if key not in self._shape:
+            o = self.offers[(sid, oid)]
+            self._shape[key] = self.res.throughput.shape(w.model, o.accelerator, *self.res.sites[sid].replica_room(o))
+        return self._shape[key]
+
+    def rho(self, w, lc: LoadClass, sid: str, oid: str) -> float:
+        """Requests/s one replica of w sustains for load class lc on offer oid at sid (0: cannot)."""
+        key = (w.id, lc.key, sid, oid)
+        if key not in self._rho:
+            shape = self.shape(w, sid, oid)
             if shape is None:
-                continue
-            mix = _mix_rps(res, loads, w, offers[(r["site"], r["offer"])], shape, r["slot"])
-            if r["tier"] == "spot":
-                cap_spot[r["slot"]] += mix * pol.spot.derating * r["replicas"]
-                cap_all[r["slot"]] += mix * pol.spot.derating * r["replicas"]
+                self._rho[key] = 0.0
             else:
-                cap_ns[(r["site"], r["slot"])] += mix * r["replicas"]
-                cap_all[r["slot"]] += mix * r["replicas"]
-        for t in slots:
-            if cap_spot[t] > pol.spot.max_share * cap_all[t] * (1 + 1e-6) + 1e-6:
-                rep.violations.append(f"spot: {w.id} slot {t} has {cap_spot[t]:.3f} of {cap_all[t]:.3f} rps on spot, "
-                                      f"cap {pol.spot.max_share:.0%}")
-        if w.redundancy.min_sites > 1:
-            used = {r["site"] for r in rows if r["replicas"] > 0}
-            if len(used) < w.redundancy.min_sites:
-                rep.violations.append(f"min_sites: {w.id} runs at {len(used)} sites, needs {w.redundancy.min_sites}")
-        if w.redundancy.mode != "n_plus_1" or w.is_batch:
-            continue
-        sites = sorted({sid for (sid, _t) in cap_ns} | routes_by_w.get(w.id, set()))
-        for t in slots:
-            demand = wl.peak(t)
-            if demand <= 0:
-                continue
-            total = sum(cap_ns[(sid, t)] for sid in sites)
-            for lost in sites:
-                rest = total - cap_ns[(lost, t)]
-                if rest < demand * (1 - 1e-6) - 1e-6:
-                    rep.violations.append(f"n_plus_1: {w.id} slot {t}: losing {lost} leaves {rest:.3f} rps of non-spot "
-                                          f"capacity for {demand:.3f} rps")
-                rep.failover.append(_failover(res, w, wl, t, lost, sites, cap_ns))
+                q = lc.qclass
+                est = self.res.throughput.rps(w.model, self.offers[(sid, oid)].accelerator, shape, q.input_tokens,
+                                              q.output_tokens, w.latency.ttft_ms, w.latency.tpot_ms,
+                                              self.wk[lc.origin].prefix_cache_rate)
+                self._rho[key] = est.rps if est.rps > 0 else 0.0
+        return self._rho[key]
 
+    def rtt_ms(self, u: str, sid: str) -> float | None:
+        key = (u, sid)
+        if key not in self._rtt:
+            self._rtt[key] = rtt(self.res, self.res.user_regions[u].point, self.res.sites[sid].point).rtt_ms
+        return self._rtt[key]
 
-def _failover(res: Resolved, w, wl, t: str, lost: str, sites: list[str], cap_ns) -> dict:
-    """Max-flow from user regions to the remaining sites within the SLO and residency."""
-    g = nx.DiGraph()
-    need = {u: sum(x for (_k, uu, tt), x in wl.peak_rps.items() if uu == u and tt == t) for u in wl.user_regions()}
-    for u, dmd in need.items():
-        if dmd <= 0:
-            continue
-        g.add_edge("src", f"u:{u}", capacity=dmd)
-        up = res.user_regions[u].point
-        for sid in sites:
-            if sid == lost:
+    def residency(self, w, u: str | None, sid: str) -> str | None:
+        key = (w.id, u, sid)
+        if key not in self._resid:
+            up = self.res.user_regions[u].point if u is not None else None
+            self._resid[key] = residency_allows(w.residency, up, self.res.sites[sid].point)
+        return self._resid[key]
+
+    def within(self, u: str, sid: str, limit: float | None) -> bool:
+        """RTT(u, sid) within limit (None: no limit; an unknown RTT fails a limit)."""
+        if limit is None:
+            return True
+        link = self.rtt_ms(u, sid)
+        return link is not None and leq(link, limit)
+
+    def tiers_of(self, sid: str, o: Offer) -> tuple[str, ...]:
+        if self.res.sites[sid].declared:
+            return tuple(t for t, n in (("owned", o.owned), ("bought", o.buyable)) if n > 0)
+        allowed = set(self.pol.pricing_models)
+        price = {"reserved": o.reserved_usd_hr, "on_demand": o.ondemand_usd_hr, "spot": o.spot_usd_hr}
+        return tuple(t for t in ("reserved", "on_demand", "spot") if t in allowed and price[t] is not None)
+
+    def users_of(self, w) -> list[str]:
+        return sorted({d.user_region for d in w.demand} | set(self.loads[w.id].user_regions()))
+
+    # ------------------------------------------------------------------ run
+    def run(self, reported_total: float | None, reported_objective: float | None) -> None:
+        self.check_instances()
+        self.check_replicas()
+        self.check_open_sites()
+        self.check_routes()
+        self.check_serving()
+        self.check_quota_power()
+        self.check_spot_min_sites()
+        self.check_failover()
+        self.check_cost(reported_total, reported_objective)
+
+    # ------------------------------------------------------------------ instances
+    def check_instances(self) -> None:
+        v = self.v
+        self.inst: dict[tuple, float] = defaultdict(float)  # (site, offer, tier, slot) -> count
+        held: dict[tuple, float] = defaultdict(float)  # (site, offer, tier) baseline counts
+        for i in self.plan.instances:
+            sid, oid, tier, slot = i.get("site"), i.get("offer"), i.get("tier"), i.get("slot")
+            o = self.offers.get((sid, oid))
+            if o is None:
+                v.append(f"instances: unknown offer {oid} at site {sid}")
                 continue
-            sp = res.sites[sid].point
-            if residency_allows(w.residency, up, sp) is not None:
+            label = f"{oid} {tier}" + (f" slot {slot}" if slot is not None else "") + f" at {sid}"
+            n = _num(i.get("count"))
+            if n is None:
+                v.append(f"instances: {label} has count {i.get('count')!r}, not a finite number")
                 continue
-            if w.latency.network_rtt_ms is not None:
-                link = rtt(res, up, sp)
-                if link.rtt_ms is None or link.rtt_ms > w.latency.network_rtt_ms:
+            if not leq(0.0, n):
+                v.append(f"instances: {label} count {_g(n)} is negative")
+            if not whole(n):
+                v.append(f"instances: {label} count {_g(n)} is not a whole number")
+            if tier not in self.tiers_of(sid, o):
+                v.append(f"instances: {oid} at {sid} cannot be had as {tier} (no price, no inventory or not allowed)")
+                continue
+            if tier in BASELINE_TIERS:
+                if slot is not None:
+                    v.append(f"instances: baseline tier {tier} of {oid} at {sid} is for the whole month, not slot {slot}")
                     continue
-            g.add_edge(f"u:{u}", f"s:{sid}")  # infinite capacity
-    for sid in sites:
-        if sid != lost:
-            g.add_edge(f"s:{sid}", "sink", capacity=cap_ns[(sid, t)])
-    unserved = []
-    short = 0.0
-    if g.number_of_nodes() and "src" in g and "sink" in g:
-        flow_value, flow = nx.maximum_flow(g, "src", "sink")
-        for u, dmd in need.items():
-            if dmd <= 0:
+                held[(sid, oid, tier)] += n
+            elif slot not in self.slot_set:
+                v.append(f"instances: burst tier {tier} of {oid} at {sid} needs a slot of the scenario, not {slot!r}")
                 continue
-            got = flow.get("src", {}).get(f"u:{u}", 0.0)
-            if got < dmd * (1 - 1e-6) - 1e-6:
-                unserved.append(u)
-                short += dmd - got
-    else:
-        unserved = [u for u, dmd in need.items() if dmd > 0]
-        short = sum(need.values())
-    return {"workload": w.id, "slot": t, "lost_site": lost, "unserved_user_regions": sorted(unserved),
-            "unserved_rps": round(short, 6)}
+            for t in (self.slots if slot is None else [slot]):
+                self.inst[(sid, oid, tier, t)] += n
+            self.good.instances.append(i)
+        for (sid, oid, tier), n in sorted(held.items()):
+            o = self.offers[(sid, oid)]
+            if tier == "owned" and not leq(n, o.owned):
+                v.append(f"inventory: {sid} uses {_g(n)} owned {o.accelerator} GPUs, owns {o.owned}")
+            if tier == "bought" and not leq(n, o.buyable):
+                v.append(f"inventory: {sid} buys {_g(n)} {o.accelerator} GPUs, may buy {o.buyable}")
+
+    # ------------------------------------------------------------------ replicas and packing
+    def check_replicas(self) -> None:
+        v = self.v
+        d = self.pol.spot.derating
+        packed: dict[tuple, float] = defaultdict(float)
+        self.cap: dict[tuple, float] = defaultdict(float)  # (w, site, offer, slot) -> effective replicas
+        self.ns: dict[tuple, dict] = defaultdict(lambda: defaultdict(float))  # (w, t) -> (site, offer) -> non-spot
+        self.rep_sites: dict[tuple, set] = defaultdict(set)  # (w, t) -> sites with replicas (any tier)
+        self.rep_rows: list[tuple] = []  # (w, site, offer, tier, slot, replicas)
+        self.used_sites: dict[str, set] = defaultdict(set)
+        for r in self.plan.replicas:
+            w_id, sid, oid, tier, t = r.get("workload"), r.get("site"), r.get("offer"), r.get("tier"), r.get("slot")
+            w = self.wk.get(w_id)
+            o = self.offers.get((sid, oid))
+            if w is None:
+                v.append(f"placements: unknown workload {w_id}")
+                continue
+            if o is None:
+                v.append(f"placements: unknown offer {oid} at site {sid}")
+                continue
+            if t not in self.slot_set:
+                v.append(f"placements: {w_id} on {oid} at {sid}: unknown slot {t!r}")
+                continue
+            n, g = _num(r.get("replicas")), _num(r.get("gpus"))
+            label = f"{w_id} on {oid} at {sid} ({tier}, {t})"
+            if n is None or g is None:
+                v.append(f"placements: {label}: replicas {r.get('replicas')!r} / gpus {r.get('gpus')!r} not finite")
+                continue
+            if not leq(0.0, n):
+                v.append(f"placements: {label}: {_g(n)} replicas is negative")
+            if not whole(n):
+                v.append(f"placements: {label} has {_g(n)} replicas: not whole")
+            if tier not in self.tiers_of(sid, o):
+                v.append(f"placements: {label}: {oid} cannot be had as {tier}")
+                continue
+            shape = self.shape(w, sid, oid)
+            if shape is None:
+                v.append(f"placements: {w.model} does not fit {o.gpus:g} x {o.accelerator} ({oid} at {sid})")
+                continue
+            if not close(g, n * shape.gpus):
+                v.append(f"placements: {label}: {_g(g)} GPUs for {_g(n)} replicas of {shape.gpus:g} GPUs")
+            if not leq(n, 0.0):
+                self._replica_residency(w, sid)
+                self.rep_sites[(w_id, t)].add(sid)
+                self.used_sites[w_id].add(sid)
+            packed[(sid, oid, tier, t)] += n * shape.gpus
+            self.cap[(w_id, sid, oid, t)] += n * (d if tier == "spot" else 1.0)
+            if tier != "spot":
+                self.ns[(w_id, t)][(sid, oid)] += n
+            self.rep_rows.append((w, sid, oid, tier, t, n))
+            self.good.replicas.append(r)
+        for key in sorted(packed, key=lambda k: tuple(str(p) for p in k)):
+            sid, oid, tier, t = key
+            have = self.inst.get(key, 0.0) * self.offers[(sid, oid)].gpus
+            if not leq(packed[key], have):
+                v.append(f"packing: {oid} {tier} at {sid} slot {t} holds {_g(packed[key])} GPUs of replicas in "
+                         f"{_g(have)} GPUs of instances")
+
+    def _replica_residency(self, w, sid: str) -> None:
+        key = (w.id, sid)
+        if key in self._replica_resid:
+            return
+        if w.is_batch:
+            why = self.residency(w, None, sid)
+        else:
+            users = self.users_of(w)
+            whys = [self.residency(w, u, sid) for u in users]
+            why = None if not users or any(x is None for x in whys) else whys[0]
+        self._replica_resid[key] = why
+        if why is not None:
+            self.v.append(f"residency: {w.id} has replicas at {sid}, where none of its users may be served: {why}")
+
+    # ------------------------------------------------------------------ open sites
+    def check_open_sites(self) -> None:
+        busy = {sid for (sid, _o, _tau, _t), n in self.inst.items() if not leq(n, 0.0)}
+        busy |= {sid for sites in self.used_sites.values() for sid in sites}
+        opened = set(self.plan.open_sites)
+        for sid in sorted(busy):
+            if self.res.sites[sid].declared and sid not in opened:
+                self.v.append(f"open_sites: declared site {sid} holds instances or replicas but is not open")
+        for sid in sorted(opened):
+            if sid not in self.res.sites:
+                self.v.append(f"open_sites: unknown site {sid}")
+
+    # ------------------------------------------------------------------ routes
+    def check_routes(self) -> None:
+        v = self.v
+        self.share: dict[tuple, float] = defaultdict(float)  # (w, u, site, t)
+        routed: dict[tuple, float] = defaultdict(float)  # (w, u, t)
+        self.routed_sites: dict[tuple, set] = defaultdict(set)  # (w, t) -> sites
+        for r in self.plan.routes:
+            w_id, u, sid, t = r.get("workload"), r.get("user_region"), r.get("site"), r.get("slot")
+            w = self.wk.get(w_id)
+            if w is None or u not in self.res.user_regions or sid not in self.res.sites or t not in self.slot_set:
+                v.append(f"routes: unknown workload, user region, site or slot in {r}")
+                continue
+            x = _num(r.get("share"))
+            if x is None:
+                v.append(f"routes: {w_id} {u} -> {sid} slot {t}: share {r.get('share')!r} is not a finite number")
+                continue
+            if w.is_batch:
+                v.append(f"routes: batch workload {w_id} has no users to route ({u} -> {sid})")
+                continue
+            if not (leq(0.0, x) and leq(x, 1.0)):
+                v.append(f"routes: {w_id} {u} -> {sid} slot {t}: share {_g(x)} is not in [0, 1]")
+            if not leq(x, 0.0):
+                if u not in self.users_of(w):
+                    v.append(f"routes: {w_id} has no demand from {u}, yet routes it to {sid}")
+                why = self.residency(w, u, sid)
+                if why is not None:
+                    v.append(f"residency: {w_id} users in {u} served at {sid}: {why}")
+                slo = w.latency.network_rtt_ms
+                if not self.within(u, sid, slo):
+                    v.append(f"latency: {w_id} users in {u} -> {sid} RTT {self.rtt_ms(u, sid)} ms > SLO {slo} ms")
+                self.routed_sites[(w_id, t)].add(sid)
+            self.share[(w_id, u, sid, t)] += x
+            routed[(w_id, u, t)] += x
+            self.good.routes.append(r)
+        for w in self.s.workloads:
+            if w.is_batch:
+                continue
+            for u in self.users_of(w):
+                for t in self.slots:
+                    tot = routed.get((w.id, u, t), 0.0)
+                    if not close(tot, 1.0):
+                        v.append(f"routes: {w.id} traffic from {u} in slot {t} is routed {_g(tot)}, not 1")
+
+    # ------------------------------------------------------------------ serving and capacity
+    def check_serving(self) -> None:
+        v = self.v
+        served: dict[tuple, float] = defaultdict(float)  # (w, k, site, t)
+        use: dict[tuple, float] = defaultdict(float)  # (w, site, offer, t) -> replica-time
+        for sv in self.plan.serving:
+            w_id, k, sid, oid, t = sv.get("workload"), sv.get("class"), sv.get("site"), sv.get("offer"), sv.get("slot")
+            w = self.wk.get(w_id)
+            if w is None:
+                v.append(f"serving: unknown workload {w_id}")
+                continue
+            lc = self.classes[w_id].get(k)
+            if lc is None:
+                v.append(f"serving: {w_id} has no load class {k}")
+                continue
+            if (sid, oid) not in self.offers or t not in self.slot_set:
+                v.append(f"serving: unknown offer, site or slot in {sv}")
+                continue
+            x = _num(sv.get("rps"))
+            if x is None:
+                v.append(f"serving: {w_id} class {k} on {oid} at {sid} slot {t}: rps {sv.get('rps')!r} not finite")
+                continue
+            if not leq(0.0, x):
+                v.append(f"serving: {w_id} class {k} on {oid} at {sid} slot {t}: {_g(x)} rps is negative")
+            served[(w_id, k, sid, t)] += x
+            self.good.serving.append(sv)  # batch data egress is priced by the work done at each site
+            if leq(x, 0.0):
+                continue
+            if self.shape(w, sid, oid) is None:
+                v.append(f"serving: {w_id} class {k} served on {oid} at {sid}, where {w.model} does not fit")
+                continue
+            rho = self.rho(w, lc, sid, oid)
+            if rho <= 0:
+                v.append(f"serving: {w_id} class {k} cannot run on {self.offers[(sid, oid)].accelerator} ({oid} at "
+                         f"{sid}), yet {_g(x)} rps are served there in slot {t}")
+                continue
+            use[(w_id, sid, oid, t)] += x / rho
+        for key in sorted(use):
+            have = self.cap.get(key, 0.0)
+            if not leq(use[key], have):
+                w_id, sid, oid, t = key
+                v.append(f"capacity: {w_id} on {oid} at {sid} slot {t} needs {_g(use[key])} replicas, has {_g(have)}")
+        by_w: dict[str, list] = defaultdict(list)
+        for (w_id, k, sid, t), x in served.items():
+            by_w[w_id].append((k, sid, t, x))
+        for w in self.s.workloads:
+            rows = by_w.get(w.id, [])
+            if w.is_batch:
+                self._check_batch(w, rows)
+            else:
+                self._check_routed_demand(w, served, rows)
+
+    def _check_routed_demand(self, w, served: dict, rows: list) -> None:
+        wl = self.loads[w.id]
+        users = self.users_of(w)
+        sites_served: dict[tuple, set] = defaultdict(set)
+        for k, sid, t, _x in rows:
+            sites_served[(k, t)].add(sid)
+        for lc in wl.classes:
+            for t in self.slots:
+                total = sum(wl.peak_rps.get((lc.key, u, t), 0.0) for u in users)
+                for sid in sorted(sites_served.get((lc.key, t), set()) | self.routed_sites.get((w.id, t), set())):
+                    want = sum(wl.peak_rps.get((lc.key, u, t), 0.0) * self.share.get((w.id, u, sid, t), 0.0)
+                               for u in users)
+                    got = served.get((w.id, lc.key, sid, t), 0.0)
+                    if not close(got, want, total):
+                        self.v.append(f"serving: {w.id} class {lc.key} at {sid} slot {t} serves {_g(got)} rps, "
+                                      f"routed demand is {_g(want)}")
+
+    def _check_batch(self, w, rows: list) -> None:
+        wl = self.loads[w.id]
+        done: dict[str, float] = defaultdict(float)
+        for k, _sid, t, x in rows:
+            done[k] += x * 3600.0 * self.hours[t]
+        for lc in wl.classes:
+            need = wl.batch_requests_per_day[lc.key]
+            if not close(done[lc.key], need):
+                self.v.append(f"batch: {w.id} class {lc.key} does {_g(done[lc.key])} requests/day, needs {_g(need)}")
+        outside = sorted({t for _k, _sid, t, x in rows if t not in wl.batch_slots and not leq(x, 0.0)})
+        if outside:
+            self.v.append(f"batch: {w.id} runs outside its window in slots {outside}")
+        for sid in sorted({sid for _k, sid, _t, x in rows if not leq(x, 0.0)}):
+            why = self.residency(w, None, sid)
+            if why:
+                self.v.append(f"residency: batch {w.id} runs at {sid}: {why}")
+
+    # ------------------------------------------------------------------ quotas and power
+    def check_quota_power(self) -> None:
+        use: dict[tuple, float] = defaultdict(float)
+        for (sid, oid, _tau, t), n in self.inst.items():
+            o = self.offers[(sid, oid)]
+            use[(sid, o.accelerator, t)] += n * o.gpus
+        for (sid, acc, t), g in sorted(use.items()):
+            quota = self.res.sites[sid].quota_gpus.get(acc)
+            if quota is not None and not leq(g, quota):
+                self.v.append(f"quota: {sid} uses {_g(g)} {acc} GPUs in slot {t}, quota {quota}")
+        for (sid, t), kw in sorted(site_power_kw(self.res, self.good, self.offers).items()):
+            budget = self.res.sites[sid].power_budget_kw
+            if budget is not None and not leq(kw, budget):
+                self.v.append(f"power: {sid} draws {kw:.6f} kW in slot {t}, budget {budget:g} kW")
+
+    # ------------------------------------------------------------------ spot cap, min sites
+    def _mix_rps(self, w, sid: str, oid: str, t: str) -> float:
+        """Requests/s of w's slot-t class mix one replica carries: 1 / sum_k (share_k / rho_k) over
+        the classes this offer runs (the measure of the spot cap)."""
+        wl = self.loads[w.id]
+        if (w.id, t) not in self._mix:
+            if wl.batch_requests_per_day:
+                tot = dict(wl.batch_requests_per_day)
+            else:
+                tot = {lc.key: 0.0 for lc in wl.classes}
+                for (k, _u, tt), x in wl.peak_rps.items():
+                    if tt == t:
+                        tot[k] += x
+            if sum(tot.values()) <= 0:
+                tot = {lc.key: lc.qclass.share for lc in wl.classes}
+            self._mix[(w.id, t)] = tot
+        tot = self._mix[(w.id, t)]
+        z = sum(tot.values())
+        inv = 0.0
+        for lc in wl.classes:
+            rho = self.rho(w, lc, sid, oid)
+            if rho > 0 and z > 0:
+                inv += (tot.get(lc.key, 0.0) / z) / rho
+        return 1.0 / inv if inv > 0 else 0.0
+
+    def check_spot_min_sites(self) -> None:
+        pol = self.pol.spot
+        spot: dict[tuple, float] = defaultdict(float)
+        total: dict[tuple, float] = defaultdict(float)
+        for w, sid, oid, tier, t, n in self.rep_rows:
+            mix = self._mix_rps(w, sid, oid, t)
+            eff = pol.derating if tier == "spot" else 1.0
+            total[(w.id, t)] += mix * eff * n
+            if tier == "spot":
+                spot[(w.id, t)] += mix * eff * n
+        for key in sorted(spot):
+            if not leq(spot[key], pol.max_share * total[key], total[key]):
+                self.v.append(f"spot: {key[0]} slot {key[1]} has {_g(spot[key])} of {_g(total[key])} rps on spot, "
+                              f"cap {pol.max_share:.0%}")
+        for w in self.s.workloads:
+            n_sites = len(self.used_sites.get(w.id, set()))
+            if w.redundancy.min_sites > 1 and n_sites < w.redundancy.min_sites:
+                self.v.append(f"min_sites: {w.id} runs at {n_sites} sites, needs {w.redundancy.min_sites}")
+
+    # ------------------------------------------------------------------ failover (N+1)
+    def protected(self, w, lc: LoadClass) -> bool:
+        return w.redundancy.mode == "n_plus_1" or self.wk[lc.origin].redundancy.mode == "n_plus_1"
+
+    def failover_limit(self, w, lc: LoadClass) -> float | None:
+        origin = self.wk[lc.origin]
+        limit = None
+        if w.redundancy.mode == "n_plus_1":
+            limit = w.redundancy.failover_network_rtt_ms
+        elif origin.redundancy.mode == "n_plus_1":
+            limit = origin.redundancy.failover_network_rtt_ms
+        return limit if limit is not None else w.latency.network_rtt_ms
+
+    def check_failover(self) -> None:
+        rows: list[dict] = []
+        problems: list[tuple] = []
+        for w in self.s.workloads:
+            prot = [lc for lc in self.loads[w.id].classes if self.protected(w, lc)]
+            if not prot:
+                continue
+            keys = {lc.key for lc in prot}
+            for t in self.slots:
+                load = {(k, u): x for (k, u, tt), x in self.loads[w.id].peak_rps.items()
+                        if tt == t and k in keys and x > 0}
+                if not load:
+                    continue
+                sites = sorted(self.rep_sites.get((w.id, t), set()))
+                if not sites:
+                    self.v.append(f"n_plus_1: {w.id} has protected load in slot {t} "
+                                  f"({_g(sum(load.values()))} rps) but no replicas at any site")
+                    continue
+                for row, why in _FailoverSlot(self, w, t, prot, load, sites).solve():
+                    rows.append(row)
+                    if why is not None:
+                        problems.append((row, why))
+        key = ("workload", "lost_site", "slot", "user_region", "query_class")
+        rows.sort(key=lambda r: tuple(r[k] for k in key))
+        self.rep.failover = rows
+        problems.sort(key=lambda p: tuple(p[0][k] for k in key))
+        for row, why in problems:
+            self.v.append(f"n_plus_1: {row['workload']} losing {row['lost_site']} in slot {row['slot']} leaves "
+                          f"{_g(row['unserved_rps'])} rps of class {row['query_class']} from {row['user_region']} "
+                          f"unserved ({why})")
+
+    # ------------------------------------------------------------------ cost
+    def check_cost(self, reported_total: float | None, reported_objective: float | None) -> None:
+        lines = cost_lines(self.res, self.loads, self.good)
+        self.rep.recomputed_cost = cost = decision_cost(lines)
+        total = _num(reported_total) if reported_total is not None else None
+        if reported_total is not None and (total is None or not close(cost, total)):
+            self.v.append(f"cost: recomputed {cost:,.6f} USD/month, result says {reported_total}")
+        plain = self.pol.carbon_usd_per_tonne == 0 and self.pol.latency_usd_per_ms_per_rps == 0
+        if reported_objective is not None and plain:
+            obj = _num(reported_objective)
+            if obj is None or not close(cost, obj):
+                self.v.append(f"cost: recomputed {cost:,.6f} USD/month, solver objective {reported_objective}")
+
+
+class _FailoverSlot:
+    """The failover LP of one workload and slot; one re-solve per lost site (bounds only)."""
+
+    def __init__(self, ck: _Checker, w, t: str, prot: list[LoadClass], load: dict, sites: list[str]):
+        self.ck, self.w, self.t, self.load, self.sites = ck, w, t, load, sites
+        self.by_key = {lc.key: lc for lc in prot}
+        # surviving capacity candidates: non-spot replicas per (site, offer)
+        self.R = {so: n for so, n in sorted(ck.ns.get((w.id, t), {}).items()) if not leq(n, 0.0)}
+        cost: list[float] = []
+        self.col_site: list[str | None] = []
+        self.un: dict[tuple, int] = {}
+        self.q: dict[tuple, int] = {}  # (k, s, o) -> col
+        self.z: dict[tuple, int] = {}  # (k, u, s) -> col
+        self.rho: dict[tuple, float] = {}
+
+        def col(c: float, site: str | None) -> int:
+            cost.append(c)
+            self.col_site.append(site)
+            return len(cost) - 1
+
+        self.pairs = sorted(load)
+        for ku in self.pairs:
+            self.un[ku] = col(1.0, None)
+        ks = sorted({k for k, _u in self.pairs})
+        for (sid, oid) in self.R:
+            for k in ks:
+                r = ck.rho(w, self.by_key[k], sid, oid)
+                if r > 0:
+                    self.rho[(k, sid, oid)] = r
+                    self.q[(k, sid, oid)] = col(0.0, sid)
+        runs = {(k, sid) for (k, sid, _o) in self.q}
+        self.limit = {k: ck.failover_limit(w, self.by_key[k]) for k in ks}
+        for k, u in self.pairs:
+            for sid in sorted({s for (s, _o) in self.R}):
+                if (k, sid) in runs and ck.residency(w, u, sid) is None and ck.within(u, sid, self.limit[k]):
+                    self.z[(k, u, sid)] = col(0.0, sid)
+        self.ncol = len(cost)
+        self.cost = np.array(cost, dtype=np.float64)
+        self.h = None
+
+    def _build(self) -> None:
+        h = _new_highs()
+        inf = h.getInfinity()
+        n = self.ncol
+        h.addCols(n, self.cost, np.zeros(n), np.full(n, inf), 0, np.zeros(0, dtype=np.int32),
+                  np.zeros(0, dtype=np.int32), np.zeros(0))
+        lo: list[float] = []
+        up: list[float] = []
+        starts: list[int] = []
+        idx: list[int] = []
+        val: list[float] = []
+
+        def row(entries: list[tuple[int, float]], a: float, b: float) -> None:
+            starts.append(len(idx))
+            for j, c in entries:
+                idx.append(j)
+                val.append(c)
+            lo.append(a)
+            up.append(b)
+
+        z_by_ku: dict[tuple, list] = defaultdict(list)
+        z_by_ks: dict[tuple, list] = defaultdict(list)
+        for (k, u, sid), j in self.z.items():
+            z_by_ku[(k, u)].append(j)
+            z_by_ks[(k, sid)].append(j)
+        q_by_ks: dict[tuple, list] = defaultdict(list)
+        q_by_so: dict[tuple, list] = defaultdict(list)
+        for (k, sid, oid), j in self.q.items():
+            q_by_ks[(k, sid)].append(j)
+            q_by_so[(sid, oid)].append((k, j))
+        for ku in self.pairs:
+            row([(j, 1.0) for j in z_by_ku.get(ku, [])] + [(self.un[ku], 1.0)], self.load[ku], self.load[ku])
+        for ks in sorted(q_by_ks):
+            row([(j, 1.0) for j in z_by_ks.get(ks, [])] + [(j, -1.0) for j in q_by_ks[ks]], 0.0, 0.0)
+        for so in sorted(q_by_so):
+            # scaled to requests/s of the offer's fastest class: coefficients <= 1
+            ref = max(self.rho[(k, *so)] for k, _j in q_by_so[so])
+            row([(j, ref / self.rho[(k, *so)]) for k, j in q_by_so[so]], -inf, self.R[so] * ref)
+        h.addRows(len(lo), np.array(lo), np.array(up), len(idx), np.array(starts, dtype=np.int32),
+                  np.array(idx, dtype=np.int32), np.array(val))
+        self.h = h
+        self.inf = inf
+
+    def _run(self) -> np.ndarray | None:
+        import highspy
+
+        h = self.h
+        h.run()
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            h.clearSolver()
+            h.run()
+            if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+                return None
+        return np.asarray(h.getSolution().col_value, dtype=np.float64)
+
+    def _unserved(self, x: np.ndarray, lost: str) -> dict[tuple, float]:
+        """Unserved load per (k, u) of an exactly feasible routing made from the LP's answer."""
+        q = {key: max(0.0, float(x[j])) for key, j in self.q.items() if key[1] != lost}
+        use: dict[tuple, float] = defaultdict(float)
+        for (k, sid, oid), val in q.items():
+            use[(sid, oid)] += val / self.rho[(k, sid, oid)]
+        for (k, sid, oid), val in q.items():
+            u_so, cap = use[(sid, oid)], self.R[(sid, oid)]
+            if u_so > cap:
+                q[(k, sid, oid)] = val * (cap / u_so)
+        can: dict[tuple, float] = defaultdict(float)
+        for (k, sid, _o), val in q.items():
+            can[(k, sid)] += val
+        z = {key: max(0.0, float(x[j])) for key, j in self.z.items() if key[2] != lost}
+        sent: dict[tuple, float] = defaultdict(float)
+        for (k, _u, sid), val in z.items():
+            sent[(k, sid)] += val
+        got: dict[tuple, float] = defaultdict(float)
+        for (k, u, sid), val in z.items():
+            tot = sent[(k, sid)]
+            got[(k, u)] += val * (can[(k, sid)] / tot) if tot > can[(k, sid)] else val
+        return {ku: max(0.0, self.load[ku] - min(self.load[ku], got[ku])) for ku in self.pairs}
+
+    def solve(self):
+        """(failover row, why or None) per lost site and protected (class, user region)."""
+        out = []
+        site_cols: dict[str, list[int]] = defaultdict(list)
+        for j, sid in enumerate(self.col_site):
+            if sid is not None:
+                site_cols[sid].append(j)
+        if self.z:
+            self._build()
+        prev: list[int] = []
+        for lost in self.sites:
+            if not self.z:
+                unserved = {ku: self.load[ku] for ku in self.pairs}
+                failed = False
+            else:
+                cols = site_cols.get(lost, [])
+                if prev:
+                    a = np.array(prev, dtype=np.int32)
+                    self.h.changeColsBounds(len(a), a, np.zeros(len(a)), np.full(len(a), self.inf))
+                if cols:
+                    a = np.array(cols, dtype=np.int32)
+                    self.h.changeColsBounds(len(a), a, np.zeros(len(a)), np.zeros(len(a)))
+                prev = cols
+                x = self._run()
+                failed = x is None
+                unserved = {ku: self.load[ku] for ku in self.pairs} if failed else self._unserved(x, lost)
+            for ku in self.pairs:
+                k, u = ku
+                miss = unserved[ku]
+                ok = leq(miss, 0.0, self.load[ku])
+                row = {"workload": self.w.id, "lost_site": lost, "slot": self.t, "user_region": u, "query_class": k,
+                       "unserved_rps": 0.0 if ok else float(miss)}
+                out.append((row, None if ok else self._why(k, u, lost, failed)))
+        return out
+
+    def _why(self, k: str, u: str, lost: str, failed: bool) -> str:
+        if failed:
+            return "the failover LP did not solve; counted as unserved"
+        if len(self.sites) < 2:
+            return f"{self.w.id} has replicas only at {lost} in this slot"
+        if not any(key[0] == k and key[1] == u and key[2] != lost for key in self.z):
+            limit = self.limit[k]
+            within = "" if limit is None else f" within {limit:g} ms"
+            return (f"no surviving site with non-spot replicas that run {k} is allowed for {u}{within} "
+                    "(residency, failover RTT)")
+        return "the surviving non-spot replicas allowed for it are short"

@@ -9,7 +9,7 @@ import pytest
 
 from planner import api
 from planner.derive.candidates import build_candidates
-from planner.optimise.model import build_model
+from planner.optimise.model import build_model, clean
 
 NAME = re.compile(r"^[a-z0-9_]+$")
 
@@ -29,7 +29,7 @@ def test_names_are_pulp_safe_and_readable(eu):
     assert all(NAME.match(n) for n in names)
     assert len(set(names)) == len(names)
     assert "power_cap__fra_dc1__morning" in names
-    assert any(n.startswith("nplus1__support_chat__") for n in names)
+    assert any(n.startswith("fo_capacity__support_chat__") for n in names)
 
 
 def test_variables_exist_only_for_candidates(eu):
@@ -57,27 +57,48 @@ def test_model_size_is_sum_over_allowed_pairs_not_product(eu):
     assert len(cs.exclusions) > 0
 
 
-def test_nplus1_rows_are_linear_in_sites(eu):
-    """One total row per slot plus one row per candidate site, each row short: not the quadratic
-    'sum over every other site' form."""
+def test_failover_rows_are_one_flow_per_lost_site_and_slot(eu):
+    """Exact N+1: per (lost site, slot) a routing row per protected (class, user region), a split
+    row per (class, surviving site) and a capacity row per surviving (site, offer) - linear in the
+    candidate sites of the workload, never all sites x all sites. Spot never counts."""
     _res, cs, m = eu
     w = "support-chat"
-    sites = {c.site for c in cs.triples if c.workload == w}
-    fam = Counter(f for (f, label) in m.rows.values() if label.startswith(w))
-    assert fam["nplus1"] == len(sites) * len(m.slots)
-    assert fam["nplus1_total"] == len(m.slots)
+    sites = sorted({c.site for c in cs.triples if c.workload == w})
+    fam = Counter((f, label.split("__")[1]) for (f, label) in m.rows.values() if label.startswith(w + "__"))
+    busy_slots = [t for t in m.slots if cs.loads[w].peak(t) > 0]
+    for lost in sites:
+        routes = fam[("fo_route", lost)]
+        n_keys = {(k, u) for (ww, k, u) in cs.failover_sites if ww == w}
+        assert routes == len(n_keys) * len(busy_slots)
     for c in m.prob.constraints():
-        if c.name.startswith("nplus1__support_chat__"):
-            site = m.rows[c.name][1].split("__")[1]
-            own = sum(len(x.tiers) - ("spot" in x.tiers) for x in cs.triples if x.workload == w and x.site == site)
-            assert len(c) == own + 1  # T[w,t] and this site's own non-spot replicas
+        if c.name.startswith("fo_capacity__support_chat__"):
+            for v, a in c.items():
+                assert not v.name.startswith("r_") or a == -1.0
+            r_names = {v.name for v, a in c.items() if v.name.startswith("r_")}
+            spot = {m.r[k].name for k in m.r if k[3] == "spot"}
+            assert not (r_names & spot), "spot replicas never count in failover"
+    # a lost site's own columns never appear in its scenario
+    for (ww, lost, _k, _u, sid, _t) in m.fz:
+        assert sid != lost
+    for (ww, lost, _k, sid, _o, _t) in m.fq:
+        assert sid != lost
+
+
+def test_failover_uses_each_class_own_rate(eu):
+    """fo_capacity: sum_k fq/rho_k <= non-spot replicas, with rho per class (class-aware)."""
+    _res, _cs, m = eu
+    (w, lost, k, s, o, t) = next(key for key in m.fq if key[0] == "support-chat")
+    c = m.cand[(w, s, o)]
+    row = next(r for r in m.prob.constraints() if r.name == f"fo_capacity__{clean('__'.join([w, lost, o, t]))}")
+    coefs = {v.name: a for v, a in row.items()}
+    assert coefs[m.fq[(w, lost, k, s, o, t)].name] == pytest.approx(1.0 / c.rps[k].rps)
 
 
 def test_every_family_is_present(eu):
     _res, _cs, m = eu
     fams = {f for f, _ in m.rows.values()}
     assert {"route", "split", "serve", "capacity", "instances", "power_def", "power_cap", "site_open",
-            "nplus1", "nplus1_total", "quota"} <= fams
+            "fo_route", "fo_split", "fo_capacity", "nplus1_cut", "quota"} <= fams
 
 
 def test_capacity_row_uses_per_class_throughput(eu):

@@ -10,6 +10,11 @@ Filters, in order:
 4. pricing: the offer has a price for at least one allowed pricing model (tier);
 5. dominance: at one site, an offer of the same accelerator and replica shape that costs at
    least as much per replica in every tier as another is dropped.
+
+N+1 (see :func:`protected_classes`): a site beyond a user region's RTT SLO but within its
+``redundancy.failover_network_rtt_ms`` gets candidates too (standby capacity may sit there), but
+no normal route; ``failover_sites`` lists, per (workload, protected class, user region), the sites
+that may serve it while another site is lost.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from planner.derive.demand import WorkloadLoad, build_loads
+from planner.derive.demand import LoadClass, WorkloadLoad, build_loads
 from planner.derive.throughput import Estimate, ReplicaShape
 from planner.derive.topology import Link, build_graph, egress_matrix, rtt_matrix
 from planner.input.consistency import Offer, Resolved, residency_allows
@@ -73,6 +78,15 @@ class CandidateSet:
     rtt: dict[tuple[str, str], Link]
     egress: dict
     exclusions: list[Exclusion] = field(default_factory=list)
+    #: (workload, protected class key, user region) -> sites allowed to serve it in failover
+    #: (residency, failover RTT limit, an offer that runs the class), sorted by RTT
+    failover_sites: dict[tuple[str, str, str], list[str]] = field(default_factory=dict)
+
+    def restricted(self, keys: set[tuple[str, str, str]]) -> CandidateSet:
+        """The same candidate set with only the (workload, site, offer) triples in ``keys``."""
+        return CandidateSet(res=self.res, loads=self.loads, triples=[c for c in self.triples if c.key in keys],
+                            routes=self.routes, rtt=self.rtt, egress=self.egress, exclusions=self.exclusions,
+                            failover_sites=self.failover_sites)
 
     def reason_counts(self) -> dict[str, int]:
         return dict(sorted(Counter(_reason_kind(e.reason) for e in self.exclusions).items()))
@@ -86,6 +100,28 @@ class CandidateSet:
 
 def _reason_kind(reason: str) -> str:
     return reason.split(":", 1)[0]
+
+
+def protected_classes(res: Resolved, loads: dict[str, WorkloadLoad], wid: str) -> list[LoadClass]:
+    """Load classes of a workload that N+1 protects: all of them when the workload is N+1, else
+    those escalated from an N+1 workload ("protected on its target for that share")."""
+    s = res.scenario
+    w = s.workload(wid)
+    if w.is_batch:
+        return []
+    if w.redundancy.mode == "n_plus_1":
+        return list(loads[wid].classes)
+    return [lc for lc in loads[wid].classes if lc.escalated and s.workload(lc.origin).redundancy.mode == "n_plus_1"]
+
+
+def failover_rtt_limit(res: Resolved, wid: str, lc: LoadClass) -> float | None:
+    """RTT limit while a site is lost: the N+1 workload's ``failover_network_rtt_ms`` (the serving
+    workload's if it is N+1, else the escalating origin's), else the serving workload's RTT SLO."""
+    s = res.scenario
+    w = s.workload(wid)
+    owner = w if w.redundancy.mode == "n_plus_1" else s.workload(lc.origin)
+    limit = owner.redundancy.failover_network_rtt_ms
+    return limit if limit is not None else w.latency.network_rtt_ms
 
 
 def _tiers(res: Resolved, o: Offer) -> list[str]:
@@ -119,6 +155,10 @@ def build_candidates(res: Resolved) -> CandidateSet:
         # users reached through escalation into this workload are among its own (checked)
         site_ok: dict[str, bool] = {}
         routes[w.id] = {u: [] for u in users}
+        protected = protected_classes(res, loads, w.id)
+        fo_limits = [failover_rtt_limit(res, w.id, lc) for lc in protected]
+        # standby capacity may sit beyond the SLO, within the widest failover limit
+        fo_reach = None if not protected or any(x is None for x in fo_limits) else max(fo_limits)
         for sid, site in sorted(res.sites.items()):
             if w.is_batch:
                 why = residency_allows(w.residency, None, site.point)
@@ -141,6 +181,9 @@ def build_candidates(res: Resolved) -> CandidateSet:
                                                     "catalog) and the workload has an RTT SLO"))
                         continue
                     if link.rtt_ms > slo:
+                        if protected and (fo_reach is None or link.rtt_ms <= fo_reach):
+                            site_ok[sid] = True  # failover only: no route in normal serving
+                            continue
                         exclusions.append(Exclusion(w.id, u, sid, "", f"latency: RTT {link.rtt_ms:.0f} ms "
                                                     f"({link.rtt_source}) > SLO {slo:.0f} ms"))
                         continue
@@ -172,8 +215,38 @@ def build_candidates(res: Resolved) -> CandidateSet:
                     continue
                 kept.append(Candidate(w.id, sid, o, shape, rps, tiers))
             triples.extend(_prune_dominated(kept, exclusions, hpm))
-    return CandidateSet(res=res, loads=loads, triples=triples, routes=routes, rtt=rtts, egress=egress,
-                        exclusions=exclusions)
+    cs = CandidateSet(res=res, loads=loads, triples=triples, routes=routes, rtt=rtts, egress=egress,
+                      exclusions=exclusions)
+    cs.failover_sites = _failover_sites(cs)
+    return cs
+
+
+def _failover_sites(cs: CandidateSet) -> dict[tuple[str, str, str], list[str]]:
+    """(workload, protected class, user region) -> sites that may serve it while another site is
+    lost: residency allows it, RTT within the failover limit, an offer there runs the class."""
+    res = cs.res
+    out: dict[tuple[str, str, str], list[str]] = {}
+    by_w = cs.by_workload()
+    for w in res.scenario.workloads:
+        protected = protected_classes(res, cs.loads, w.id)
+        if not protected:
+            continue
+        users = sorted({d.user_region for d in w.demand})
+        for lc in protected:
+            capable = {c.site for c in by_w[w.id] if c.rps[lc.key].rps > 0}
+            limit = failover_rtt_limit(res, w.id, lc)
+            for u in users:
+                up = res.user_regions[u].point
+                ok = []
+                for sid in capable:
+                    if residency_allows(w.residency, up, res.sites[sid].point) is not None:
+                        continue
+                    link = cs.rtt[(u, sid)]
+                    if limit is not None and (link.rtt_ms is None or link.rtt_ms > limit):
+                        continue
+                    ok.append(sid)
+                out[(w.id, lc.key, u)] = sorted(ok, key=lambda sid, u=u: (cs.rtt[(u, sid)].rtt_ms or 0.0, sid))
+    return out
 
 
 def _prune_dominated(cands: list[Candidate], exclusions: list[Exclusion], hpm: float) -> list[Candidate]:

@@ -2,9 +2,9 @@
 
 Per workload, every class is served on the offer with the lowest elastic price per request/s
 (on-demand, else reserved); each user region's traffic goes, slot by slot, to the cheapest site
-it may reach. Replicas are whole, instances hold them. N+1: replicas are added at the next
-cheapest sites until the capacity left after losing any one site carries the slot's demand;
-min_sites the same way. Batch work runs at a constant rate over its window. On-prem sites and
+it may reach. Replicas are whole, instances hold them. N+1: for every site that may be lost,
+the protected load is re-routed to surviving allowed offers and replicas are added where it does
+not fit (see :func:`_failover`); min_sites: replicas at further sites. Batch work runs at a constant rate over its window. On-prem sites and
 spot are left to the optimiser, so the plan respects power and inventory by construction;
 quotas are tracked. The result is a full assignment of the model's variables (by name), checked
 row by row by the solver stage before use.
@@ -15,8 +15,9 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from planner.derive.candidates import Candidate
+from planner.derive.candidates import Candidate, protected_classes
 from planner.optimise.model import PlacementModel, _mix_rps, class_mix
+from planner.tolerance import ceil_tol
 
 
 def _tier(c: Candidate) -> str | None:
@@ -43,6 +44,7 @@ def greedy_start(m: PlacementModel) -> dict[str, float] | None:
     hpm = s.policies.hours_per_month
     slot_h = {t.id: t.hours for t in s.time_slots}
     by_w = cs.by_workload()
+    prot = {w.id: protected_classes(res, cs.loads, w.id) for w in s.workloads}
     reps: dict[tuple, int] = defaultdict(int)  # (w, s, o, tau, t) -> replicas
     gpus_used: dict[tuple, float] = defaultdict(float)  # (s, o, tau, t) -> GPUs of replicas, all workloads
     ys: dict[tuple, float] = {}
@@ -65,7 +67,6 @@ def greedy_start(m: PlacementModel) -> dict[str, float] | None:
         for t in m.slots:
             if w.is_batch and t not in wl.batch_slots:
                 continue
-            mix = class_mix(m, w.id, t)
             ranked = sorted((c for c in usable if price(c, t) < math.inf), key=lambda c: (price(c, t), c.site, c.offer.id))
             if not ranked:
                 return None
@@ -79,10 +80,10 @@ def greedy_start(m: PlacementModel) -> dict[str, float] | None:
                 q = res.sites[c.site].quota_gpus.get(c.offer.accelerator)
                 if q is not None:
                     g = c.offer.gpus
-                    total = sum(math.ceil(v / m.offers[(k[0], k[1])].gpus - 1e-9) * m.offers[(k[0], k[1])].gpus
+                    total = sum(ceil_tol(v / m.offers[(k[0], k[1])].gpus) * m.offers[(k[0], k[1])].gpus
                                 for k, v in gpus_used.items() if k[0] == c.site and k[3] == t and k != key
                                 and m.offers[(k[0], k[1])].accelerator == c.offer.accelerator)
-                    if total + math.ceil(after / g - 1e-9) * g > q:
+                    if total + ceil_tol(after / g) * g > q:
                         return False
                 gpus_used[key] = after
                 reps[(wid, c.site, c.offer.id, _tier(c), t)] += extra
@@ -95,7 +96,7 @@ def greedy_start(m: PlacementModel) -> dict[str, float] | None:
                     return False
                 key = (c.site, c.offer.id)
                 add = sum(load / c.rps[k].rps for k, load in loads.items() if load > 0)
-                new = math.ceil((need_f[key] + add) * (1 + 1e-9) - 1e-9)
+                new = ceil_tol(need_f[key] + add)
                 extra = max(0, new - rep_n[key])
                 if extra and not place(c, t, extra):
                     return False
@@ -119,26 +120,10 @@ def greedy_start(m: PlacementModel) -> dict[str, float] | None:
                         return None
                     xs[(w.id, u, choice.site, t)] = 1.0
             cap: dict[str, float] = defaultdict(float)
-            by_site: dict[str, list[Candidate]] = defaultdict(list)
             for c in ranked:
-                by_site[c.site].append(c)
-                cap[c.site] += rep_n.get((c.site, c.offer.id), 0) * _mix_rate(m, c, t)
-            if w.redundancy.mode == "n_plus_1" and not w.is_batch:
-                demand = sum(mix.values())
-                if len(by_site) < 2 and demand > 0:
-                    return None
-                for _ in range(8 * len(ranked) + 8):
-                    total = sum(cap.values())
-                    worst = max(by_site, key=lambda sid: cap[sid])
-                    if total - cap[worst] >= demand * (1 + 1e-9):
-                        break
-                    # one more replica at the cheapest offer, outside the largest site, with quota room
-                    c = next((c for c in ranked if c.site != worst and place(c, t, 1)), None)
-                    if c is None:
-                        return None
-                    cap[c.site] += _mix_rate(m, c, t)
-                else:
-                    return None
+                cap[c.site] += rep_n.get((c.site, c.offer.id), 0)
+            if prot[w.id] and not _failover(m, w.id, t, prot[w.id], usable, rep_n, place, cap):
+                return None
             if w.redundancy.min_sites > 1:
                 have = {sid for sid, v in cap.items() if v > 0}
                 for c in ranked:
@@ -154,7 +139,7 @@ def greedy_start(m: PlacementModel) -> dict[str, float] | None:
         gpus[(sid, oid, tau, t)] += n * m.cand[(w, sid, oid)].shape.gpus
     inst: dict[tuple, int] = defaultdict(int)
     for (sid, oid, tau, t), g in gpus.items():
-        k = math.ceil(g / m.offers[(sid, oid)].gpus - 1e-9)
+        k = ceil_tol(g / m.offers[(sid, oid)].gpus)
         key = (sid, oid, tau) if tau == "reserved" else (sid, oid, tau, t)
         inst[key] = max(inst[key], k)
     quota_use: dict[tuple, float] = defaultdict(float)
@@ -182,13 +167,52 @@ def greedy_start(m: PlacementModel) -> dict[str, float] | None:
     used_sites = {(w, sid) for (w, sid, _o, _tau, _t), n in reps.items() if n > 0}
     for key, v in m.used.items():
         values[v.name] = 1.0 if key in used_sites else 0.0
-    # T[w,t] (total non-spot capacity, N+1 rows) and R[w,t] (non-spot replica count, cuts)
-    for key, v in m.T.items():
-        w, t = key[0], key[1]
-        if len(key) == 3:
-            values[v.name] = float(sum(n for (ww, _s, _o, tau, tt), n in reps.items()
-                                       if ww == w and tt == t and tau != "spot"))
-        else:
-            values[v.name] = sum(n * _mix_rps(m, m.cand[(ww, sid, oid)], t)
-                                 for (ww, sid, oid, tau, tt), n in reps.items() if ww == w and tt == t and tau != "spot")
+    # the continuous rest (failover flows, power, replica counts of the cuts) is completed by an
+    # LP with these whole numbers fixed (backends.HighsModel.complete)
     return values
+
+
+def _replica_price(m: PlacementModel, c: Candidate) -> float:
+    """USD per hour of one replica of c in the greedy's tier."""
+    hpm = m.cs.res.scenario.policies.hours_per_month
+    tier = _tier(c)
+    per_hour = c.unit_price(tier, hpm) / (hpm if tier == "reserved" else 1.0)
+    return per_hour / max(c.shape.replicas_per_instance, 1)
+
+
+def _failover(m: PlacementModel, w: str, t: str, prot: list, ranked: list[Candidate], rep_n: dict, place,
+              cap: dict) -> bool:
+    """Add replicas until, for every site that may be lost, the replicas at the other sites serve
+    every protected class of every user region within the failover limits (the promise of
+    model.define_failover). Per lost site, each (class, user region) load goes to the surviving
+    allowed offer that needs the fewest extra replica-dollars, spare replicas first. Replicas
+    added for one lost site stay for the next, so the last scenario checked needs the fewest."""
+    cs = m.cs
+    wl = cs.loads[w]
+    demand = sorted(((lc.key, u), wl.peak_rps.get((lc.key, u, t), 0.0)) for lc in prot for u in wl.user_regions())
+    demand = [(key, load) for key, load in demand if load > 0]
+    if not demand:
+        return True
+    lost_sites = sorted({c.site for c in cs.by_workload()[w]})
+    for lost in lost_sites:
+        need: dict[tuple, float] = defaultdict(float)
+        for (k, u), load in demand:
+            allowed = set(cs.failover_sites.get((w, k, u), [])) - {lost}
+            best = None
+            for c in ranked:
+                if c.site not in allowed or c.rps[k].rps <= 0:
+                    continue
+                key = (c.site, c.offer.id)
+                add = load / c.rps[k].rps
+                extra = max(0, ceil_tol(need[key] + add) - rep_n.get(key, 0))
+                score = (extra * _replica_price(m, c), c.site, c.offer.id)
+                if best is None or score < best[0]:
+                    best = (score, c, key, add, extra)
+            if best is None:
+                return False
+            _score, c, key, add, extra = best
+            if extra and not place(c, t, extra):
+                return False
+            cap[c.site] += extra
+            need[key] += add
+    return True

@@ -16,8 +16,10 @@ Burst tiers (paid per slot hour): on_demand, spot.
 - ``n[s,o,tau]`` integer  baseline instances (whole month), ``n[s,o,tau,t]`` burst instances
 - ``open[s]`` binary      declared (on-prem/edge) site open
 - ``used[w,s]`` binary    w has capacity at s (only with min_sites > 1)
-- ``T[w,t]``              total non-spot capacity of w (N+1 rows)
 - ``P[s,t]``              facility power (kW) at a declared site
+- ``fz[w,l,k,u,s,t]``     failover: rps of protected class k from u served at s while site l is lost
+- ``fq[w,l,k,s,o,t]``     failover: rps of protected class k on offer o at s while site l is lost
+- ``R[w,t]``              non-spot replicas of an N+1 workload (a valid cut, see define_replica_cuts)
 
 Parameters: rho[w,k,o] requests/s one replica sustains for class k (throughput model);
 g[w,o] GPUs per replica; G[o] GPUs per instance; L[w,k,u,t] peak GPU-bound rate; H_t hours a
@@ -26,16 +28,16 @@ month slot t occurs (= slot hours x hours_per_month / 24).
 
 from __future__ import annotations
 
-import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 import pulp
 
-from planner.derive.candidates import BASELINE_TIERS, Candidate, CandidateSet
+from planner.derive.candidates import BASELINE_TIERS, Candidate, CandidateSet, protected_classes
 from planner.derive.demand import hours_per_month_of_slot, response_gb
 from planner.derive.power import cloud_gpu_kw, gpu_kw_factor
+from planner.tolerance import TOL, ceil_tol
 
 _NAME_BAD = re.compile(r"[^a-z0-9_]+")
 
@@ -58,6 +60,8 @@ class PlacementModel:
     used: dict = field(default_factory=dict)
     T: dict = field(default_factory=dict)
     P: dict = field(default_factory=dict)
+    fz: dict = field(default_factory=dict)
+    fq: dict = field(default_factory=dict)
     #: cost expressions by (kind, site, workload or "") for the report
     cost_terms: dict = field(default_factory=dict)
     #: constraint name -> (family, readable label)
@@ -118,12 +122,15 @@ def define_variables(m: PlacementModel) -> None:
             for sid in sites:
                 for t in m.slots:
                     m.var(m.x, (w.id, u, sid, t), "x", 0.0, 1.0)
+    routed = {(w, sid) for w, by_u in cs.routes.items() for sites in by_u.values() for sid in sites}
     for c in cs.triples:
         wl = cs.loads[c.workload]
-        slots = wl.batch_slots if s.workload(c.workload).is_batch else m.slots
+        batch = s.workload(c.workload).is_batch
+        slots = wl.batch_slots if batch else m.slots
+        serves = batch or (c.workload, c.site) in routed  # failover-only sites hold standby only
         for t in m.slots:
             for lc in wl.classes:
-                if c.rps[lc.key].rps > 0 and t in slots:
+                if serves and c.rps[lc.key].rps > 0 and t in slots:
                     m.var(m.y, (c.workload, lc.key, c.site, c.offer.id, t), "y")
             for tau in c.tiers:
                 m.var(m.r, (c.workload, c.site, c.offer.id, tau, t), "r", cat=m.replica_cat())
@@ -320,51 +327,94 @@ def _mix_rps(m: PlacementModel, c: Candidate, t: str) -> float:
 
 
 def define_redundancy(m: PlacementModel) -> None:
-    """N+1 site failover (aggregate, linear size) and a minimum number of sites.
+    """A minimum number of sites per workload (N+1 failover is :func:`define_failover`):
 
-    cap[w,s,t] = sum_o mix[w,o,t] sum_{tau != spot} r[w,s,o,tau,t]
-    T[w,t]     = sum_s cap[w,s,t]
-    T[w,t] - cap[w,s,t] >= D[w,t]         for every candidate site s of w
-
-    D[w,t] = peak GPU-bound demand of w in slot t. This row is necessary, not sufficient, for
-    failover within the SLO; ``planner verify`` checks real failover with the routing LP.
-    min_sites: used[w,s] <= sum_{o,tau,t} r[w,s,o,tau,t];  sum_s used[w,s] >= min_sites.
+    used[w,s] <= sum_{o,tau,t} r[w,s,o,tau,t];   sum_s used[w,s] >= min_sites[w]
     """
     cs = m.cs
-    s = cs.res.scenario
     by_w = cs.by_workload()
-    for w in s.workloads:
-        wl = cs.loads[w.id]
+    for w in cs.res.scenario.workloads:
+        if w.redundancy.min_sites <= 1:
+            continue
         cands = by_w[w.id]
         sites = sorted({c.site for c in cands})
-        if w.redundancy.mode == "n_plus_1" and not w.is_batch:
-            for t in m.slots:
-                D = wl.peak(t)
-                if D <= 0:
-                    continue
-                caps: dict[str, list] = defaultdict(list)
-                for c in cands:
-                    mix = _mix_rps(m, c, t)
-                    for tau in c.tiers:
-                        if tau != "spot":
-                            caps[c.site].append((m.r[(w.id, c.site, c.offer.id, tau, t)], mix))
-                T = m.var(m.T, (w.id, t), "tcap", 0.0)
-                allp = [(T, 1.0)] + [(v, -a) for lst in caps.values() for v, a in lst]
-                m.add_row("nplus1_total", f"{w.id}__{t}", _expr(allp), pulp.LpConstraintEQ, 0.0)
-                for sid in sites:
-                    pairs = [(T, 1.0)] + [(v, -a) for v, a in caps.get(sid, [])]
-                    m.add_row("nplus1", f"{w.id}__{sid}__{t}", _expr(pairs), pulp.LpConstraintGE, D)
-        if w.redundancy.min_sites > 1:
-            r_at: dict[str, list] = defaultdict(list)
-            for c in cands:
-                for tau in c.tiers:
-                    r_at[c.site].extend(m.r[(w.id, c.site, c.offer.id, tau, t)] for t in m.slots)
-            for sid in sites:
-                u = m.var(m.used, (w.id, sid), "used", 0, 1, pulp.LpBinary)
-                pairs = [(u, 1.0)] + [(v, -1.0) for v in r_at[sid]]
-                m.add_row("site_used", f"{w.id}__{sid}", _expr(pairs), pulp.LpConstraintLE, 0.0)
-            m.add_row("min_sites", w.id, _expr([(m.used[(w.id, sid)], 1.0) for sid in sites]),
-                      pulp.LpConstraintGE, float(w.redundancy.min_sites))
+        r_at: dict[str, list] = defaultdict(list)
+        for c in cands:
+            for tau in c.tiers:
+                r_at[c.site].extend(m.r[(w.id, c.site, c.offer.id, tau, t)] for t in m.slots)
+        for sid in sites:
+            u = m.var(m.used, (w.id, sid), "used", 0, 1, pulp.LpBinary)
+            pairs = [(u, 1.0)] + [(v, -1.0) for v in r_at[sid]]
+            m.add_row("site_used", f"{w.id}__{sid}", _expr(pairs), pulp.LpConstraintLE, 0.0)
+        m.add_row("min_sites", w.id, _expr([(m.used[(w.id, sid)], 1.0) for sid in sites]),
+                  pulp.LpConstraintGE, float(w.redundancy.min_sites))
+
+
+def define_failover(m: PlacementModel) -> None:
+    """N+1, exactly: for every slot t and every site l that may be lost, the non-spot replicas
+    already placed at the other sites serve every protected class of every user region, re-routed
+    freely per (class, user region) within the failover RTT limit and residency, each class on
+    offers that run it at its own rate, replica-time shared as in normal serving.
+
+    For every workload w with protected classes P_w (candidates.protected_classes), slot t with
+    protected load, and candidate site l of w:
+
+      fo_route:    sum_{s in F(w,k,u), s != l} fz[w,l,k,u,s,t] = L[w,k,u,t]    k in P_w, u: L > 0
+      fo_split:    sum_o fq[w,l,k,s,o,t] = sum_u fz[w,l,k,u,s,t]                 k in P_w, s != l
+      fo_capacity: sum_k fq[w,l,k,s,o,t] / rho[w,k,o] <= sum_{tau != spot} r[w,s,o,tau,t]
+
+    F(w,k,u) = candidates.failover_sites (residency, RTT <= failover limit, an offer runs k).
+    Spot is excluded (it may vanish at the same moment). Losing a site where w has no candidate
+    leaves more capacity than losing one where it has, so those scenarios are implied. Size: per
+    (w, t), |S_w| copies of a flow over the protected classes' routes and offers; linear in the
+    number of candidate sites per workload, never all-sites x all-sites.
+    """
+    cs = m.cs
+    res = cs.res
+    by_w = cs.by_workload()
+    for w in res.scenario.workloads:
+        prot = protected_classes(res, cs.loads, w.id)
+        if not prot:
+            continue
+        wl = cs.loads[w.id]
+        cands = by_w[w.id]
+        lost_sites = sorted({c.site for c in cands})
+        ns_r: dict[tuple, list] = defaultdict(list)  # (s, o, t) -> non-spot replica variables
+        for c in cands:
+            for tau in c.tiers:
+                if tau != "spot":
+                    for t in m.slots:
+                        ns_r[(c.site, c.offer.id, t)].append(m.r[(w.id, c.site, c.offer.id, tau, t)])
+        for t in m.slots:
+            demand = {(lc.key, u): wl.peak_rps.get((lc.key, u, t), 0.0) for lc in prot for u in wl.user_regions()}
+            demand = {key: load for key, load in demand.items() if load > 0}
+            if not demand:
+                continue
+            for lost in lost_sites:
+                cap_rows: dict[tuple[str, str], list] = defaultdict(list)
+                for k in sorted({k for k, _u in demand}):
+                    into: dict[str, list] = defaultdict(list)
+                    for u in sorted({u for kk, u in demand if kk == k}):
+                        sites = [sid for sid in cs.failover_sites.get((w.id, k, u), []) if sid != lost]
+                        pairs = []
+                        for sid in sites:
+                            v = m.var(m.fz, (w.id, lost, k, u, sid, t), "fz")
+                            pairs.append((v, 1.0))
+                            into[sid].append((v, -1.0))
+                        m.add_row("fo_route", f"{w.id}__{lost}__{k}__{u}__{t}", _expr(pairs), pulp.LpConstraintEQ,
+                                  demand[(k, u)])
+                    for sid, zs in sorted(into.items()):
+                        pairs = list(zs)
+                        for c in cands:
+                            if c.site == sid and c.rps[k].rps > 0 and ns_r.get((sid, c.offer.id, t)):
+                                v = m.var(m.fq, (w.id, lost, k, sid, c.offer.id, t), "fq")
+                                pairs.append((v, 1.0))
+                                cap_rows[(sid, c.offer.id)].append((v, 1.0 / c.rps[k].rps))
+                        m.add_row("fo_split", f"{w.id}__{lost}__{k}__{sid}__{t}", _expr(pairs), pulp.LpConstraintEQ,
+                                  0.0)
+                for (sid, oid), pairs in sorted(cap_rows.items()):
+                    pairs = pairs + [(v, -1.0) for v in ns_r[(sid, oid, t)]]
+                    m.add_row("fo_capacity", f"{w.id}__{lost}__{oid}__{t}", _expr(pairs), pulp.LpConstraintLE, 0.0)
 
 
 def define_spot(m: PlacementModel) -> None:
@@ -492,14 +542,22 @@ def site_share_exprs(m: PlacementModel, w: str) -> dict[str, list]:
 
 
 def define_replica_cuts(m: PlacementModel) -> None:
-    """Integer rounding cuts (replica form only; valid, they cut off fractional replicas):
+    """Integer rounding cuts (replica form only). Both are valid: they cut off fractional
+    replicas, never a whole-replica plan that keeps every other row.
 
-    sum_{s,o,tau} r[w,s,o,tau,t] >= ceil( sum_k D[w,k,t] / max_o rho[w,k,o] )
-    R[w,t] - sum_{o,tau != spot} r[w,s,o,tau,t] >= ceil(...)     (N+1 workloads, every site s)
+    replica_cut:  sum_{s,o,tau} r[w,s,o,tau,t] >= ceil( sum_k D[w,k,t] / max_o rho[w,k,o] )
+    nplus1_cut:   R[w,t] - sum_{o,tau != spot} r[w,s,o,tau,t] >= ceil( same )   (N+1 w, every site s)
+                  with R[w,t] = sum_{s,o,tau != spot} r[w,s,o,tau,t]
 
-    Every class's load needs replica-time on some offer (capacity rows), one replica gives at most
-    the best offer's rate, spot counts at most 1; the left side is an integer, so the bound
-    rounds up. Without it the LP relaxation serves a slot's small load with 0.2 of a replica.
+    Why valid: every class's load needs replica-time on some offer (capacity rows); one replica
+    gives at most the best candidate's rate for a class, and spot counts at most 1, so the
+    replicas of a slot are at least sum_k D_k / best_k; they are whole, so the bound rounds up.
+    For an N+1 workload every class is protected (candidates.protected_classes), so after losing
+    site s the non-spot replicas at the other sites carry all of D through the fo_* rows of
+    define_failover, at rates no better than the best candidate's: the same bound holds for
+    R - R_s. (It would not hold for the aggregate "class-mix capacity" N+1 row this replaced,
+    which could both cut off valid plans and accept class-blind ones.) Without the cuts the LP
+    relaxation serves a slot's small load with 0.2 of a replica.
     """
     if m.integrality != "replica":
         return
@@ -521,13 +579,11 @@ def define_replica_cuts(m: PlacementModel) -> None:
             for k, load in class_mix(m, w.id, t).items():
                 if load > 0 and best[(w.id, k)] > 0:
                     need += load / best[(w.id, k)]
-            if need <= 1e-9 or not r_by[(w.id, t)]:
+            if need <= TOL or not r_by[(w.id, t)]:
                 continue
             m.add_row("replica_cut", f"{w.id}__{t}", _expr(r_by[(w.id, t)]), pulp.LpConstraintGE,
-                      float(math.ceil(need - 1e-9)))
+                      float(ceil_tol(need)))
             if w.redundancy.mode == "n_plus_1":
-                # the same bound for the non-spot replicas left after losing any one site, in
-                # linear size: R[w,t] = sum of non-spot replicas; R - R_s >= ceil(need)
                 ns = [(v, 1.0) for v, tau, _s in r_site[(w.id, t)] if tau != "spot"]
                 R = m.var(m.T, (w.id, t, "replicas"), "rcnt", 0.0)
                 m.add_row("nplus1_cut_total", f"{w.id}__{t}", _expr([(R, 1.0)] + [(v, -a) for v, a in ns]),
@@ -535,11 +591,11 @@ def define_replica_cuts(m: PlacementModel) -> None:
                 for sid in sorted({sid for _v, _tau, sid in r_site[(w.id, t)]}):
                     own = [(v, -1.0) for v, tau, s2 in r_site[(w.id, t)] if s2 == sid and tau != "spot"]
                     m.add_row("nplus1_cut", f"{w.id}__{sid}__{t}", _expr([(R, 1.0)] + own), pulp.LpConstraintGE,
-                              float(math.ceil(need - 1e-9)))
+                              float(ceil_tol(need)))
 
 
 FAMILIES = (define_serving, define_capacity, define_instances, define_inventory, define_power, define_sites,
-            define_redundancy, define_spot, define_replica_cuts)
+            define_redundancy, define_failover, define_spot, define_replica_cuts)
 
 
 def build_model(cs: CandidateSet, integrality: str = "replica") -> PlacementModel:

@@ -1,0 +1,431 @@
+"""Solve strategy: which formulation, which starting plans, how the time budget is spent, and
+what happens at the deadline or on Ctrl-C. Takes a scenario's candidates, gives a :class:`Plan`
+with its :class:`SolveRecord`.
+
+Budget: the user's clock starts when the CLI starts reading the scenario
+(``SolveOptions.started_at``) and must stop, outputs written and verified, by
+``started_at + time_limit_s``. The solver stages get that deadline minus a reserve for what
+follows them (result tables, verification, files), measured on the bench ladder.
+
+Stages, each checked row by row before it counts:
+1. greedy start (any size), completed by an LP with its whole numbers fixed;
+2. replica form below :data:`SUPPORT_START_MAX_TRIPLES`: the LP relaxation (simplex, a valid
+   bound) and a MILP restricted to its support, as a second start;
+3. the MILP (HiGHS) from the best start;
+4. pooled form only: whole replicas by a replica MILP restricted to the pooled plan's support,
+   warm-started from the pooled plan rounded up (else the full replica form in the time left);
+   its bound is the pooled bound.
+A Ctrl-C at any stage returns the best checked plan so far as ``interrupted``, or raises
+:class:`Cancelled` when there is none.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+import numpy as np
+
+from planner.derive.candidates import CandidateSet, protected_classes
+from planner.optimise.backends import (
+    Cancelled,
+    HighsModel,
+    SolveOptions,
+    SolveOutcome,
+    lp_relaxation,
+    solve_cbc,
+    solve_highs,
+)
+from planner.optimise.heuristics import greedy_start
+from planner.optimise.model import PlacementModel, build_model
+from planner.optimise.solve import model_size, plan_from_values
+from planner.plan.plan import Plan, SolveRecord
+from planner.tolerance import TOL, ceil_tol, leq, whole
+
+#: ``auto`` picks the exact replica formulation up to this many candidate triples.
+AUTO_REPLICA_MAX_TRIPLES = 400
+#: past this size the LP relaxation behind the LP-support start does not solve within a typical
+#: time limit on 2 cores (bench/: 9,368 triples, LP not solved in 15 s), so only the greedy start runs
+SUPPORT_START_MAX_TRIPLES = 3000
+#: share of the time limit kept for the stages after the solver (result tables, verification,
+#: files), at least RESERVE_MIN_S: measured on the bench ladder (bench/README.md)
+RESERVE_SHARE = 0.08
+RESERVE_MIN_S = 0.3
+
+Say = Callable[[str], None]
+
+
+class Clock:
+    """The user's wall clock: started when the CLI began, with a deadline for the whole run."""
+
+    def __init__(self, opts: SolveOptions):
+        self.t0 = opts.started_at if opts.started_at is not None else time.monotonic()
+        self.limit = opts.time_limit_s
+        self.deadline = self.t0 + self.limit
+        self.solver_deadline = self.deadline - max(RESERVE_MIN_S, RESERVE_SHARE * self.limit)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def left(self, floor: float = 0.2) -> float:
+        return max(floor, self.solver_deadline - time.monotonic())
+
+    def share(self, fraction: float) -> float:
+        """A deadline for a sub-stage that may use ``fraction`` of the solver time left."""
+        return time.monotonic() + fraction * max(0.0, self.solver_deadline - time.monotonic())
+
+
+def choose_integrality(cs: CandidateSet, integrality: str) -> str:
+    if integrality not in ("auto", "replica", "pooled"):
+        raise ValueError(f"integrality must be auto, replica or pooled, not {integrality!r}")
+    if integrality != "auto":
+        return integrality
+    return "replica" if len(cs.triples) <= AUTO_REPLICA_MAX_TRIPLES else "pooled"
+
+
+# ---------------------------------------------------------------------------- explanations
+def explain_no_candidates(cs: CandidateSet) -> list[str]:
+    """Why workloads, user regions or query classes have nothing to run on (linear in the
+    number of exclusions)."""
+    out = []
+    by_w = cs.by_workload()
+    excl_by_w: dict[str, list] = defaultdict(list)
+    for e in cs.exclusions:
+        excl_by_w[e.workload].append(e)
+    for w in cs.res.scenario.workloads:
+        excl = excl_by_w.get(w.id, [])
+        if not by_w[w.id]:
+            reasons = sorted({e.reason for e in excl})
+            out.append(f"workload {w.id} has no candidate (site, offer): " + "; ".join(reasons[:6])
+                       + (f" (and {len(reasons) - 6} more)" if len(reasons) > 6 else ""))
+            continue
+        wl = cs.loads[w.id]
+        for u, sites in cs.routes.get(w.id, {}).items():
+            reach = set(sites)
+            here = [c for c in by_w[w.id] if c.site in reach]
+            if not here:
+                reasons = sorted({e.reason for e in excl if e.user_region == u})
+                out.append(f"workload {w.id}: users in {u} can reach no site that can run {w.model}: "
+                           + ("; ".join(reasons[:4]) if reasons else "the reachable sites have no offer the model fits"))
+                continue
+            for lc in wl.classes:
+                if any(v > 0 for (k, uu, _t), v in wl.peak_rps.items() if k == lc.key and uu == u) and \
+                        not any(c.rps[lc.key].rps > 0 for c in here):
+                    why = sorted({c.rps[lc.key].limit for c in here})
+                    out.append(f"workload {w.id}: no site users in {u} can reach runs class {lc.key} "
+                               f"({'; '.join(why[:3])}). To fix: relax the class's TTFT/TPOT targets, shorten it, "
+                               "or allow a site with a larger accelerator")
+    return out
+
+
+def explain_failover(cs: CandidateSet) -> list[str]:
+    """N+1 that cannot be kept: a (protected class, user region) with load that fewer than two
+    sites may serve within the failover RTT limit. Names the workload, the user region, the one
+    reachable site, the next-nearest site that could run the class with its RTT, and the fix."""
+    from planner.derive.candidates import failover_rtt_limit
+    from planner.input.consistency import residency_allows
+
+    res = cs.res
+    out = []
+    for w in res.scenario.workloads:
+        prot = protected_classes(res, cs.loads, w.id)
+        wl = cs.loads[w.id]
+        for lc in prot:
+            for u in wl.user_regions():
+                if not any(wl.peak_rps.get((lc.key, u, t), 0.0) > 0 for t in {k[2] for k in wl.peak_rps}):
+                    continue
+                sites = cs.failover_sites.get((w.id, lc.key, u), [])
+                if len(sites) >= 2:
+                    continue
+                limit = failover_rtt_limit(res, w.id, lc)
+                up = res.user_regions[u].point
+                others = []
+                for sid, site in res.sites.items():
+                    if sid in sites or residency_allows(w.residency, up, site.point) is not None:
+                        continue
+                    link = cs.rtt[(u, sid)]
+                    if link.rtt_ms is None or not _can_run(res, w, lc, site):
+                        continue
+                    others.append((link.rtt_ms, sid))
+                others.sort()
+                only = f"only {sites[0]}" if sites else "no site"
+                lim = f"{limit:g} ms" if limit is not None else "any RTT"
+                msg = (f"workload {w.id} needs N+1 but users in {u} (class {lc.key}) can reach {only} within {lim} "
+                       f"that can serve them")
+                if others:
+                    rtt_ms, nxt = others[0]
+                    need = math.ceil(rtt_ms)
+                    msg += (f"; the next-nearest site that can is {nxt} at {rtt_ms:.1f} ms. To fix: set "
+                            f"redundancy.failover_network_rtt_ms: {need} (or latency.network_rtt_ms: {need}) on "
+                            f"{w.id if w.redundancy.mode == 'n_plus_1' else lc.origin}, or add a site within {lim} "
+                            f"of {u}")
+                else:
+                    msg += f". To fix: add a site that can run {w.model} for {u}, or set redundancy.mode: none"
+                out.append(msg)
+    return out
+
+
+def _can_run(res, w, lc, site) -> bool:
+    for o in site.offers:
+        shape = res.throughput.shape(w.model, o.accelerator, *site.replica_room(o))
+        if shape is None:
+            continue
+        ow = res.scenario.workload(lc.origin)
+        est = res.throughput.rps(w.model, o.accelerator, shape, lc.qclass.input_tokens, lc.qclass.output_tokens,
+                                 w.latency.ttft_ms, w.latency.tpot_ms, ow.prefix_cache_rate)
+        if est.rps > 0:
+            return True
+    return False
+
+
+def _infeasible_hint(cs: CandidateSet) -> str:
+    s = cs.res.scenario
+    hints = []
+    for w in s.workloads:
+        if w.redundancy.mode == "n_plus_1":
+            hints.append(f"{w.id} needs N+1 across its {len({c.site for c in cs.triples if c.workload == w.id})} "
+                         f"candidate sites")
+    declared = [sid for sid, site in cs.res.sites.items() if site.declared]
+    if declared:
+        hints.append("power budgets / owned GPU inventory at " + ", ".join(declared))
+    if any(site.quota_gpus for site in cs.res.sites.values()):
+        hints.append("cloud GPU quotas")
+    if "on_demand" not in s.policies.pricing_models:
+        hints.append("on-demand pricing is not allowed, so no elastic capacity can absorb peaks")
+    return "check " + "; ".join(hints) if hints else "capacity cannot meet demand under the constraints"
+
+
+# ---------------------------------------------------------------------------- the solve
+def solve_plan(cs: CandidateSet, opts: SolveOptions, integrality: str = "auto", say: Say | None = None) -> Plan:
+    """Candidates -> a Plan with an honest SolveRecord (never raises on infeasible / no plan)."""
+    say = say or (lambda msg: None)
+    clock = Clock(opts)
+    options = {"time_limit_s": opts.time_limit_s, "gap": opts.gap, "threads": opts.threads,
+               "node_limit": opts.node_limit, "seed": opts.seed, "solver": opts.solver}
+    form = choose_integrality(cs, integrality)
+    record = SolveRecord(status="no_plan", solver=opts.solver, integrality=form, options=options)
+    reasons = explain_no_candidates(cs) + explain_failover(cs)
+    if reasons:
+        record.status = "infeasible"
+        record.model_status = "not built: the scenario has no plan (see reasons)"
+        record.reasons = reasons
+        record.time_s = clock.elapsed()
+        return Plan(solve=record)
+    best: dict = {}  # the best checked plan so far: {"plan", "objective", "label"}
+    try:
+        return _solve(cs, opts, form, clock, record, best, say)
+    except KeyboardInterrupt:
+        if not best:
+            raise Cancelled("interrupted before any plan was found") from None
+        plan = best["plan"]
+        record.status = "interrupted"
+        record.model_status = "Interrupted by user"
+        record.objective = best["objective"]
+        record.start = best["label"]
+        record.notes.append(f"interrupted (Ctrl-C); the best checked plan so far ({best['label']}) is returned")
+        record.time_s = clock.elapsed()
+        plan.solve = record
+        return plan
+
+
+def _keep(best: dict, plan: Plan, objective: float, label: str) -> None:
+    if not best or objective < best["objective"]:
+        best.update(plan=plan, objective=objective, label=label)
+
+
+def _solve(cs: CandidateSet, opts: SolveOptions, form: str, clock: Clock, record: SolveRecord, best: dict,
+           say: Say) -> Plan:
+    t = time.monotonic()
+    m = build_model(cs, form)
+    hm = HighsModel(m.prob) if opts.solver == "highs" else None
+    record.times_s["build"] = time.monotonic() - t
+    size = model_size(m, hm or HighsModel(m.prob))
+    record.model_size = size
+    say(f"model ({form}): {size['variables']:,} variables ({size['failover_variables']:,} for N+1 failover), "
+        f"{size['constraints']:,} constraints, built in {record.times_s['build']:.2f} s")
+    if opts.solver == "cbc":
+        out = solve_cbc(m, opts, clock.solver_deadline)
+        return _finish(cs, m, hm or HighsModel(m.prob), out, record, clock, opts, None)
+    starts: list[tuple[str, np.ndarray]] = []
+    bounds: list[float] = []
+    if opts.heuristic:
+        t = time.monotonic()
+        g = greedy_start(m)
+        if g is not None:
+            x = hm.complete(hm.vector(g), clock.share(0.25))
+            if x is not None:
+                starts.append(("greedy", x))
+                _keep(best, plan_from_values(m, hm, x), hm.objective(x), "greedy start")
+                say(f"greedy plan: {hm.objective(x):,.2f} USD/month")
+            else:
+                record.notes.append("greedy start: its whole numbers admit no plan of this model")
+        record.times_s["greedy"] = time.monotonic() - t
+        if form == "replica" and len(cs.triples) <= SUPPORT_START_MAX_TRIPLES:
+            t = time.monotonic()
+            sx = _support_start(cs, m, hm, opts, clock, bounds, say)
+            if sx is not None:
+                starts.append(("LP-support", sx))
+                _keep(best, plan_from_values(m, hm, sx), hm.objective(sx), "LP-support start")
+            record.times_s["support_start"] = time.monotonic() - t
+    stage_deadline = clock.share(0.6) if form == "pooled" else clock.solver_deadline
+    out = solve_highs(m, opts, stage_deadline, starts or None, bounds, say, hm)
+    say(f"solve ({form}): {out.status} ({out.model_status}) in {out.time_s:.2f} s")
+    rounding = None
+    if form == "pooled" and out.values is not None and not out.interrupted:
+        if _whole(m, hm, out):
+            _keep(best, plan_from_values(m, hm, out.values), out.objective, "pooled plan")
+        m, hm, out, rounding = _round_pooled(cs, m, hm, out, opts, clock, best, say)
+    return _finish(cs, m, hm, out, record, clock, opts, rounding)
+
+
+def _whole(m: PlacementModel, hm: HighsModel, out: SolveOutcome) -> bool:
+    """The pooled plan's replicas are already whole (it is then a plan of the replica form)."""
+    val = dict(zip(hm.names, out.values.tolist(), strict=True))
+    return all(whole(val[v.name]) for v in m.r.values())
+
+
+def _finish(cs, m, hm, out: SolveOutcome, record: SolveRecord, clock: Clock, opts, rounding) -> Plan:
+    record.solver = out.solver
+    record.solver_version = out.solver_version
+    record.model_status = out.model_status
+    record.objective = out.objective
+    record.bound = out.bound
+    record.gap = out.gap
+    record.nodes = out.nodes
+    record.start_objective = out.start_objective
+    record.start = out.start
+    record.rounding = rounding
+    record.notes += out.notes
+    record.status = out.status
+    if out.status == "infeasible":
+        record.reasons = ["the scenario has no plan that meets every constraint: " + _infeasible_hint(cs)]
+    elif out.status == "no_plan":
+        hint = "raise --time-limit" + (" or use --integrality pooled" if m.integrality == "replica" else "")
+        record.reasons = [f"no plan found within {opts.time_limit_s:g} s ({out.model_status}); {hint}"]
+    plan = plan_from_values(m, hm, out.values) if out.values is not None else Plan()
+    record.time_s = clock.elapsed()
+    plan.solve = record
+    return plan
+
+
+def _support_start(cs: CandidateSet, m: PlacementModel, hm: HighsModel, opts: SolveOptions, clock: Clock,
+                   bounds: list[float], say: Say) -> np.ndarray | None:
+    """A starting plan from the LP relaxation's support: the replica MILP restricted to the
+    (workload, site, offer) triples the LP uses, solved in a quarter of the budget, mapped back
+    onto the full model by decision key and completed."""
+    from planner.optimise.solve import start_from_plan
+
+    relaxed = lp_relaxation(m.prob, clock.share(0.25))
+    if relaxed is None:
+        return None
+    lp, lp_obj = relaxed
+    say(f"LP relaxation: {lp_obj:,.2f} USD/month (a lower bound)")
+    bounds.append(lp_obj)
+    used = {k[:3] for k, v in m.r.items() if lp[v.name] > 1e-7}
+    used |= {(k[0], k[2], k[3]) for k, v in m.y.items() if lp[v.name] > TOL}
+    if not used or len(used) >= len(cs.triples):
+        return None
+    sm = build_model(cs.restricted(used), "replica")
+    shm = HighsModel(sm.prob)
+    sopts = SolveOptions(**{**opts.__dict__, "heuristic": True, "node_limit": None})
+    out = solve_highs(sm, sopts, clock.share(0.25), None, None, None, shm)
+    if out.interrupted:
+        raise KeyboardInterrupt
+    if out.values is None:
+        return None
+    say(f"LP-support plan ({len(used)} of {len(cs.triples)} triples): {out.objective:,.2f} USD/month")
+    x = hm.complete(start_from_plan(m, hm, plan_from_values(sm, shm, out.values)), clock.share(0.25))
+    return x
+
+
+def _round_pooled(cs: CandidateSet, m: PlacementModel, hm: HighsModel, pooled: SolveOutcome, opts: SolveOptions,
+                  clock: Clock, best: dict, say: Say):
+    """Whole replicas from a pooled plan: the exact replica MILP restricted to the (site, offer)
+    pairs the pooled plan uses, warm-started from the pooled replicas rounded up; if that support
+    has no whole-replica plan, the full replica form in the time left. The bound stays the
+    pooled bound (the restricted re-solve's own bound holds only on its support)."""
+    from planner.optimise.solve import start_from_plan
+
+    pplan = plan_from_values(m, hm, pooled.values)
+    if _whole(m, hm, pooled):
+        say("pooled plan already has whole replicas: no rounding needed")
+        rounding = {"pooled_objective": pooled.objective, "pooled_bound": pooled.bound,
+                    "rounded_objective": pooled.objective, "added_usd_per_month": 0.0,
+                    "method": "none: the pooled plan's replicas are whole"}
+        return m, hm, pooled, rounding
+    used = {(r["workload"], r["site"], r["offer"]) for r in pplan.replicas}
+    used |= {(s["workload"], s["site"], s["offer"]) for s in pplan.serving}
+    method = "replica MILP restricted to the pooled plan's (workload, site, offer) support"
+    rm = build_model(cs.restricted(used), "replica")
+    rhm = HighsModel(rm.prob)
+    ceiled = Plan(instances=[], replicas=[{**r, "replicas": float(ceil_tol(r["replicas"]))}
+                                          for r in pplan.replicas], serving=pplan.serving, routes=pplan.routes,
+                  open_sites=pplan.open_sites)
+    _ceil_instances(rm, ceiled)
+    start = rhm.complete(start_from_plan(rm, rhm, ceiled), clock.share(0.2))
+    starts = [("rounded pooled", start)] if start is not None else []
+    if best:
+        sx = rhm.complete(start_from_plan(rm, rhm, best["plan"]), clock.share(0.2))
+        if sx is not None:
+            starts.append((best["label"], sx))
+    rout = solve_highs(rm, opts, clock.solver_deadline, starts or None, None, say, rhm)
+    say(f"rounding to whole replicas: {rout.status} in {rout.time_s:.2f} s")
+    full = False
+    if rout.values is None and not rout.interrupted and clock.left(0.0) > 0.5:
+        method = "full replica MILP (the pooled plan's support has no whole-replica plan)"
+        full = True
+        rm = build_model(cs, "replica")
+        rhm = HighsModel(rm.prob)
+        starts = []
+        if best:
+            sx = rhm.complete(start_from_plan(rm, rhm, best["plan"]), clock.share(0.2))
+            if sx is not None:
+                starts.append((best["label"], sx))
+        rout = solve_highs(rm, opts, clock.solver_deadline, starts or None, None, say, rhm)
+        say(f"rounding (full replica form): {rout.status} in {rout.time_s:.2f} s")
+    rounding = {"pooled_objective": pooled.objective, "pooled_bound": pooled.bound,
+                "rounded_objective": rout.objective,
+                "added_usd_per_month": (rout.objective - pooled.objective) if rout.objective is not None else None,
+                "method": method}
+    if rout.values is None:
+        rout.notes.append("rounding the pooled plan to whole replicas found no plan within the time left; raise "
+                          "--time-limit or use --integrality replica")
+        if rout.status not in ("interrupted", "infeasible"):
+            rout.status = "no_plan"
+        if rout.status == "infeasible" and not full:
+            rout.status = "no_plan"  # infeasible on a restricted support says nothing of the whole model
+        return rm, rhm, rout, rounding
+    # a valid lower bound for the whole-replica plan: the pooled relaxation's bound, and the full
+    # replica form's own bound when it was solved
+    bounds = [b for b in (pooled.bound, rout.bound if full else None) if b is not None]
+    bound = max(bounds) if bounds else None
+    obj = rout.objective
+    if bound is not None and not leq(bound, obj):
+        rout.notes.append(f"the pooled bound ({bound:,.4f}) lies above the whole-replica plan ({obj:,.4f}): the "
+                          "forms disagree; no bound is quoted and the plan is not called optimal")
+        bound = None
+    rout.bound = bound
+    rout.gap = max(0.0, (obj - bound) / max(abs(obj), 1e-9)) if bound is not None else None
+    if rout.status != "interrupted":
+        proved = pooled.status == "optimal" or full and rout.status == "optimal"
+        rout.status = "optimal" if proved and rout.gap is not None and rout.gap <= opts.gap + TOL else "feasible"
+    return rm, rhm, rout, rounding
+
+
+def _ceil_instances(rm: PlacementModel, plan: Plan) -> None:
+    """Instances that hold the plan's replicas (whole instances per site, offer, tier, slot)."""
+    need: dict[tuple, float] = defaultdict(float)
+    for r in plan.replicas:
+        c = rm.cand.get((r["workload"], r["site"], r["offer"]))
+        if c is not None:
+            need[(r["site"], r["offer"], r["tier"], r["slot"])] += r["replicas"] * c.shape.gpus
+    count: dict[tuple, int] = defaultdict(int)
+    for (sid, oid, tau, t), g in need.items():
+        if (sid, oid) not in rm.offers:
+            continue
+        n = ceil_tol(g / rm.offers[(sid, oid)].gpus)
+        key = (sid, oid, tau, None) if (sid, oid, tau) in rm.n else (sid, oid, tau, t)
+        count[key] = max(count[key], n)
+    plan.instances = [{"site": k[0], "offer": k[1], "tier": k[2], "slot": k[3], "count": n} for k, n in count.items()]
