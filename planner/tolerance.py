@@ -5,7 +5,7 @@ The model's thresholds, HiGHS's feasibility tolerances (``mip_feasibility_tolera
 check and the brute-force oracle in the tests all use :data:`TOL`, relative to the size of the
 numbers compared (never below an absolute 1 x TOL). A plan that needs more slack than this is not
 a plan: demands sitting 1e-6 above a capacity step must be decided by the model, not by the
-solver's tolerance (``../shared/repro/pooled_wrong_optimal.yaml``).
+solver's tolerance (tests/data/repro/pooled_wrong_optimal.yaml).
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ def test_json_output_is_pure_json():
     r = run("solve", TINY, "--format", "json", "--quiet", "--gap", "0")
     assert r.exit_code == 0
     data = json.loads(r.stdout)
-    assert data["schema_version"] == "1.0"
+    assert data["schema_version"] == "1.1"
     jsonschema.validate(data, result_json_schema())
 
 
@@ -115,4 +115,4 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path):
 def test_result_schema_command():
     r = run("schema", "--result")
     assert r.exit_code == 0
-    assert json.loads(r.stdout)["properties"]["schema_version"]["const"] == "1.0"
+    assert json.loads(r.stdout)["properties"]["schema_version"]["const"] == "1.1"

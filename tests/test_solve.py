@@ -96,6 +96,7 @@ def test_capacity_that_cannot_meet_demand_is_infeasible(eu_doc):
     doc["cloud"] = []
     doc["policies"] = {"pricing_models": ["reserved"]}
     for w in doc["workloads"]:
+        w["redundancy"] = {"mode": "none"}  # only capacity stands in the way here
         for d in w.get("demand", []):
             d["peak_rps"] = d["peak_rps"] * 50
     res = resolve(doc)

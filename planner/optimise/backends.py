@@ -593,8 +593,14 @@ def solve_cbc(m, opts: SolveOptions, deadline: float) -> SolveOutcome:
         # fractional instance counts at 20 workloads x 10 sites); check it row by row.
         why = hm.violations(x, limit=1)
         if why:
-            notes.append(f"CBC's point is not a plan ({why[0]})")
-            status = "no_plan"
+            # CBC's solution file carries fewer digits than the tolerance: keep its whole numbers
+            # and re-solve the continuous rest (an LP) before judging it
+            polished = hm.complete(x, max(deadline, time.monotonic() + 1.0))
+            if polished is None:
+                notes.append(f"CBC's point is not a plan ({why[0]})")
+                status = "no_plan"
+            else:
+                x = polished
     plan = x if status in ("optimal", "feasible") else None
     obj = hm.objective(plan) if plan is not None else None
     # CBC's "optimal" means proved within -ratio; it hands back no dual bound to quote
