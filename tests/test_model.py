@@ -78,9 +78,9 @@ def test_failover_rows_are_one_flow_per_lost_site_and_slot(eu):
             spot = {m.r[k].name for k in m.r if k[3] == "spot"}
             assert not (r_names & spot), "spot replicas never count in failover"
     # a lost site's own columns never appear in its scenario
-    for (ww, lost, _k, _u, sid, _t) in m.fz:
+    for (_w, lost, _k, _u, sid, _t) in m.fz:
         assert sid != lost
-    for (ww, lost, _k, sid, _o, _t) in m.fq:
+    for (_w, lost, _k, sid, _o, _t) in m.fq:
         assert sid != lost
 
 
