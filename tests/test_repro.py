@@ -76,7 +76,7 @@ def test_nplus1_is_class_aware(tmp_path):
 
 
 def test_nplus1_is_latency_aware_eu_saas_35ms(tmp_path):
-    r, data = solve_cli(REPRO / "eu_saas_rtt35.yaml", tmp_path, "--gap", "0.05", "--time-limit", "25")
+    r, data = solve_cli(REPRO / "eu_saas_rtt35.yaml", tmp_path, "--gap", "0.05", "--time-limit", "15")
     assert r.exit_code in (0, 1), r.output + r.stderr
     if r.exit_code == 0:
         assert_promise_kept(data)
