@@ -217,13 +217,20 @@ class HighsModel:
         """The size of the numbers summed into the objective (for a relative comparison)."""
         return max(1.0, float(np.abs(self.cost * x).sum()) + abs(self.offset))
 
-    def complete(self, x: np.ndarray, deadline: float) -> np.ndarray | None:
+    def complete(self, x: np.ndarray, deadline: float, also_fix: np.ndarray | None = None,
+                 progress: Callable[[str], None] | None = None) -> np.ndarray | None:
         """The integer decisions of x (rounded) with the best continuous rest: fix the integer
-        columns, solve the LP, restore. None when those integers admit no plan. Used to complete
-        a starting plan (greedy, rounding) and to polish a solver point that misses a row by more
+        columns (and ``also_fix``, e.g. the replicas of the pooled form, at their values in x),
+        solve the LP, restore. None when those decisions admit no plan. Used to complete a
+        starting plan (greedy, rounding) and to polish a solver point that misses a row by more
         than the tolerance."""
-        h, k = self.h, self.int_idx
-        fixed = np.round(np.asarray(x, dtype=float)[k]) if len(k) else np.zeros(0)
+        h = self.h
+        x = np.asarray(x, dtype=float)
+        k = self.int_idx
+        fixed = np.round(x[k]) if len(k) else np.zeros(0)
+        if also_fix is not None and len(also_fix):
+            k = np.concatenate([k, also_fix.astype(np.int32)])
+            fixed = np.concatenate([fixed, x[also_fix]])
         out = None
         try:
             self.set_integrality(False)
@@ -235,7 +242,7 @@ class HighsModel:
                 # a non-optimal answer without presolve
                 h.setOptionValue("presolve", presolve)
                 h.setOptionValue("time_limit", max(0.2, deadline - time.monotonic()))
-                _why, user = run_highs(h, max(deadline, time.monotonic() + 0.2))
+                _why, user = run_highs(h, max(deadline, time.monotonic() + 0.2), progress, "HiGHS (completing a plan)")
                 if user:
                     raise KeyboardInterrupt
                 if h.getModelStatus() == self.hs.HighsModelStatus.kOptimal:
@@ -304,19 +311,22 @@ def run_highs(h, deadline: float, progress: Callable[[str], None] | None = None,
 
 def _live_line(label: str, elapsed: float, live: dict) -> str:
     primal, dual, gap = live.get("primal"), live.get("dual"), live.get("gap")
+    if not live:
+        return f"{label}: {elapsed:5.1f} s, solving"
     best = f"best plan {primal:,.2f} USD/month" if _finite(primal) and abs(primal) < 1e20 else "no plan yet"
     bound = f"bound {dual:,.2f}" if _finite(dual) and abs(dual) < 1e20 else "bound -"
     g = f"gap {gap:.2%}" if _finite(gap) and gap < 1e6 else "gap -"
     return f"{label}: {elapsed:5.1f} s, {best}, {bound}, {g}"
 
 
-def lp_relaxation(prob: pulp.LpProblem, deadline: float) -> tuple[dict[str, float], float] | None:
+def lp_relaxation(prob: pulp.LpProblem, deadline: float,
+                  progress: Callable[[str], None] | None = None) -> tuple[dict[str, float], float] | None:
     """(values by variable name, objective) of the LP relaxation solved by simplex (a valid
     lower bound: crossover is on), or None if not solved to optimality before the deadline."""
     hm = HighsModel(prob)
     hm.set_integrality(False)
     hm.h.setOptionValue("time_limit", max(0.2, deadline - time.monotonic()))
-    why, user = run_highs(hm.h, deadline)
+    why, user = run_highs(hm.h, deadline, progress, "HiGHS (LP relaxation)")
     if user:
         raise KeyboardInterrupt
     if why is not None or hm.h.getModelStatus() != hm.hs.HighsModelStatus.kOptimal:
@@ -352,7 +362,7 @@ def _lp_rounding(hm: HighsModel, deadline: float) -> tuple[np.ndarray | None, fl
 
 def solve_highs(m, opts: SolveOptions, deadline: float, starts: list[tuple[str, np.ndarray]] | None = None,
                 known_bounds: list[float] | None = None, progress: Callable[[str], None] | None = None,
-                hm: HighsModel | None = None) -> SolveOutcome:
+                hm: HighsModel | None = None, label: str = "HiGHS") -> SolveOutcome:
     """Solve the MILP with HiGHS until ``deadline`` and say honestly what was proved.
 
     ``starts``: complete starting plans (vectors in this model's column order); each is row
@@ -396,16 +406,16 @@ def solve_highs(m, opts: SolveOptions, deadline: float, starts: list[tuple[str, 
             starts = [("LP-rounding", x)]
         else:
             notes.append("LP-rounding start found no plan (rounding up broke a row)")
-    for label, x in starts or []:
+    for start_label, x in starts or []:
         x = hm.snap(x)
         why = hm.violations(x, limit=1)
         if why:
-            notes.append(f"{label} start breaks this model ({why[0]}); not used")
+            notes.append(f"{start_label} start breaks this model ({why[0]}); not used")
             continue
         obj = hm.objective(x)
-        notes.append(f"{label} start: {obj:,.2f} USD/month")
+        notes.append(f"{start_label} start: {obj:,.2f} USD/month")
         if best_obj is None or obj < best_obj:
-            best_x, best_obj, best_label = x, obj, label
+            best_x, best_obj, best_label = x, obj, start_label
     start_obj, start_label = best_obj, best_label
     if best_x is not None:
         sol = highspy.HighsSolution()
@@ -416,7 +426,7 @@ def solve_highs(m, opts: SolveOptions, deadline: float, starts: list[tuple[str, 
     if opts.node_limit is not None:
         h.setOptionValue("mip_max_nodes", int(opts.node_limit))
     try:
-        why, user = run_highs(h, deadline, progress)
+        why, user = run_highs(h, deadline, progress, label)
     finally:
         h.cbMipImprovingSolution.unsubscribe(keep)
     status = h.getModelStatus()
@@ -427,7 +437,7 @@ def solve_highs(m, opts: SolveOptions, deadline: float, starts: list[tuple[str, 
         h.setOptionValue("time_limit", max(0.2, deadline - time.monotonic()))
         h.cbMipImprovingSolution.subscribe(keep)
         try:
-            why, user = run_highs(h, deadline, progress)
+            why, user = run_highs(h, deadline, progress, label)
         finally:
             h.cbMipImprovingSolution.unsubscribe(keep)
             h.setOptionValue("presolve", "choose")

@@ -237,6 +237,7 @@ def _keep(best: dict, plan: Plan, objective: float, label: str) -> None:
 
 def _solve(cs: CandidateSet, opts: SolveOptions, form: str, clock: Clock, record: SolveRecord, best: dict,
            say: Say) -> Plan:
+    """Build, start, solve, round; see the module docstring. ``best`` collects checked plans."""
     t = time.monotonic()
     m = build_model(cs, form)
     hm = HighsModel(m.prob) if opts.solver == "highs" else None
@@ -247,14 +248,16 @@ def _solve(cs: CandidateSet, opts: SolveOptions, form: str, clock: Clock, record
         f"{size['constraints']:,} constraints, built in {record.times_s['build']:.2f} s")
     if opts.solver == "cbc":
         out = solve_cbc(m, opts, clock.solver_deadline)
-        return _finish(cs, m, hm or HighsModel(m.prob), out, record, clock, opts, None)
+        return _finish(cs, m, hm or HighsModel(m.prob), out, record, clock, opts, None, best)
     starts: list[tuple[str, np.ndarray]] = []
     bounds: list[float] = []
     if opts.heuristic:
         t = time.monotonic()
         g = greedy_start(m)
         if g is not None:
-            x = hm.complete(hm.vector(g), clock.share(0.25))
+            # pooled form: the greedy replicas stay whole, so the start is a whole-replica plan
+            x = hm.complete(hm.vector(g), clock.share(0.25), _replica_columns(m, hm) if form == "pooled" else None,
+                            say)
             if x is not None:
                 starts.append(("greedy", x))
                 _keep(best, plan_from_values(m, hm, x), hm.objective(x), "greedy start")
@@ -271,13 +274,24 @@ def _solve(cs: CandidateSet, opts: SolveOptions, form: str, clock: Clock, record
             record.times_s["support_start"] = time.monotonic() - t
     stage_deadline = clock.share(0.6) if form == "pooled" else clock.solver_deadline
     out = solve_highs(m, opts, stage_deadline, starts or None, bounds, say, hm)
+    record.times_s["mip"] = out.time_s
     say(f"solve ({form}): {out.status} ({out.model_status}) in {out.time_s:.2f} s")
     rounding = None
-    if form == "pooled" and out.values is not None and not out.interrupted:
-        if _whole(m, hm, out):
+    if form == "pooled":
+        if out.values is not None and _whole(m, hm, out):
             _keep(best, plan_from_values(m, hm, out.values), out.objective, "pooled plan")
-        m, hm, out, rounding = _round_pooled(cs, m, hm, out, opts, clock, best, say)
-    return _finish(cs, m, hm, out, record, clock, opts, rounding)
+        if out.interrupted:
+            raise KeyboardInterrupt  # a pooled plan is not a plan until its replicas are whole
+        if out.values is not None:
+            t = time.monotonic()
+            m, hm, out, rounding = _round_pooled(cs, m, hm, out, opts, clock, best, say)
+            record.times_s["rounding"] = time.monotonic() - t
+    return _finish(cs, m, hm, out, record, clock, opts, rounding, best)
+
+
+def _replica_columns(m: PlacementModel, hm: HighsModel) -> np.ndarray:
+    pos = {name: i for i, name in enumerate(hm.names)}
+    return np.array([pos[v.name] for v in m.r.values()], dtype=np.int64)
 
 
 def _whole(m: PlacementModel, hm: HighsModel, out: SolveOutcome) -> bool:
@@ -286,7 +300,7 @@ def _whole(m: PlacementModel, hm: HighsModel, out: SolveOutcome) -> bool:
     return all(whole(val[v.name]) for v in m.r.values())
 
 
-def _finish(cs, m, hm, out: SolveOutcome, record: SolveRecord, clock: Clock, opts, rounding) -> Plan:
+def _finish(cs, m, hm, out: SolveOutcome, record: SolveRecord, clock: Clock, opts, rounding, best: dict) -> Plan:
     record.solver = out.solver
     record.solver_version = out.solver_version
     record.model_status = out.model_status
@@ -305,6 +319,21 @@ def _finish(cs, m, hm, out: SolveOutcome, record: SolveRecord, clock: Clock, opt
         hint = "raise --time-limit" + (" or use --integrality pooled" if m.integrality == "replica" else "")
         record.reasons = [f"no plan found within {opts.time_limit_s:g} s ({out.model_status}); {hint}"]
     plan = plan_from_values(m, hm, out.values) if out.values is not None else Plan()
+    if best and out.status in ("optimal", "feasible", "interrupted", "no_plan", "infeasible") and (
+            out.objective is None or not leq(out.objective, best["objective"])):
+        # an earlier checked plan (e.g. the greedy start, outside a restricted re-solve) is cheaper
+        plan = best["plan"]
+        record.objective = best["objective"]
+        if out.status == "optimal":
+            record.notes.append(f"the {best['label']} ({best['objective']:,.2f}) is cheaper than the plan called "
+                                "optimal; not optimal")
+        record.status = "interrupted" if out.status == "interrupted" else "feasible"
+        record.notes.append(f"the best checked plan ({best['label']}) is returned")
+        record.gap = (max(0.0, (record.objective - record.bound) / max(abs(record.objective), 1e-9))
+                      if record.bound is not None else None)
+        record.reasons = []
+    elif out.status == "interrupted" and out.values is None:
+        raise Cancelled("interrupted before any plan was found")
     record.time_s = clock.elapsed()
     plan.solve = record
     return plan
@@ -317,7 +346,7 @@ def _support_start(cs: CandidateSet, m: PlacementModel, hm: HighsModel, opts: So
     onto the full model by decision key and completed."""
     from planner.optimise.solve import start_from_plan
 
-    relaxed = lp_relaxation(m.prob, clock.share(0.25))
+    relaxed = lp_relaxation(m.prob, clock.share(0.25), say)
     if relaxed is None:
         return None
     lp, lp_obj = relaxed
@@ -330,7 +359,7 @@ def _support_start(cs: CandidateSet, m: PlacementModel, hm: HighsModel, opts: So
     sm = build_model(cs.restricted(used), "replica")
     shm = HighsModel(sm.prob)
     sopts = SolveOptions(**{**opts.__dict__, "heuristic": True, "node_limit": None})
-    out = solve_highs(sm, sopts, clock.share(0.25), None, None, None, shm)
+    out = solve_highs(sm, sopts, clock.share(0.25), None, None, say, shm, label="HiGHS (LP-support start)")
     if out.interrupted:
         raise KeyboardInterrupt
     if out.values is None:
@@ -370,7 +399,8 @@ def _round_pooled(cs: CandidateSet, m: PlacementModel, hm: HighsModel, pooled: S
         sx = rhm.complete(start_from_plan(rm, rhm, best["plan"]), clock.share(0.2))
         if sx is not None:
             starts.append((best["label"], sx))
-    rout = solve_highs(rm, opts, clock.solver_deadline, starts or None, None, say, rhm)
+    say("rounding to whole replicas (replica MILP on the pooled plan's support)")
+    rout = solve_highs(rm, opts, clock.solver_deadline, starts or None, None, say, rhm, label="HiGHS (rounding)")
     say(f"rounding to whole replicas: {rout.status} in {rout.time_s:.2f} s")
     full = False
     if rout.values is None and not rout.interrupted and clock.left(0.0) > 0.5:
@@ -383,12 +413,14 @@ def _round_pooled(cs: CandidateSet, m: PlacementModel, hm: HighsModel, pooled: S
             sx = rhm.complete(start_from_plan(rm, rhm, best["plan"]), clock.share(0.2))
             if sx is not None:
                 starts.append((best["label"], sx))
-        rout = solve_highs(rm, opts, clock.solver_deadline, starts or None, None, say, rhm)
+        rout = solve_highs(rm, opts, clock.solver_deadline, starts or None, None, say, rhm, label="HiGHS (rounding)")
         say(f"rounding (full replica form): {rout.status} in {rout.time_s:.2f} s")
     rounding = {"pooled_objective": pooled.objective, "pooled_bound": pooled.bound,
                 "rounded_objective": rout.objective,
                 "added_usd_per_month": (rout.objective - pooled.objective) if rout.objective is not None else None,
                 "method": method}
+    if rout.interrupted and rout.values is None:
+        raise KeyboardInterrupt
     if rout.values is None:
         rout.notes.append("rounding the pooled plan to whole replicas found no plan within the time left; raise "
                           "--time-limit or use --integrality replica")
