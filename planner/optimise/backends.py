@@ -544,7 +544,7 @@ def cbc_path() -> str | None:
     return None
 
 
-def solve_cbc(m, opts: SolveOptions, deadline: float) -> SolveOutcome:
+def solve_cbc(m, hm: HighsModel, opts: SolveOptions, deadline: float) -> SolveOutcome:
     """CBC on an MPS copy of the model, in a child process killed at the deadline (CBC's own
     ``-sec`` is given 90 % of the time left: it was measured overrunning its limit by 77 s)."""
     import subprocess
@@ -588,7 +588,6 @@ def solve_cbc(m, opts: SolveOptions, deadline: float) -> SolveOutcome:
                                 "Interrupted by user" if user else "no solution file", notes=notes, interrupted=user)
         reader = pulp.COIN_CMD(path=path, msg=False)
         status_code, values, _dj, _pi, _slack, sol_status = reader.readsol_MPS(sol, m.prob, vs, vnames, cnames)
-    hm = HighsModel(m.prob)
     x = hm.snap(hm.vector(values))
     if sol_status == pulp.LpSolutionOptimal:
         status = "optimal"

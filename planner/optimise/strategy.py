@@ -28,7 +28,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from planner.derive.candidates import CandidateSet, protected_classes
+from planner.derive.candidates import CandidateSet, failover_rtt_limit, protected_classes
+from planner.input.consistency import residency_allows
 from planner.optimise.backends import (
     Cancelled,
     HighsModel,
@@ -40,7 +41,7 @@ from planner.optimise.backends import (
 )
 from planner.optimise.heuristics import greedy_start
 from planner.optimise.model import PlacementModel, build_model
-from planner.optimise.solve import model_size, plan_from_values
+from planner.optimise.solve import model_size, plan_from_values, start_from_plan
 from planner.plan.plan import Plan, SolveRecord
 from planner.tolerance import TOL, ceil_tol, leq, whole
 
@@ -124,9 +125,6 @@ def explain_failover(cs: CandidateSet) -> list[str]:
     """N+1 that cannot be kept: a (protected class, user region) with load that fewer than two
     sites may serve within the failover RTT limit. Names the workload, the user region, the one
     reachable site, the next-nearest site that could run the class with its RTT, and the fix."""
-    from planner.derive.candidates import failover_rtt_limit
-    from planner.input.consistency import residency_allows
-
     res = cs.res
     out = []
     for w in res.scenario.workloads:
@@ -240,15 +238,15 @@ def _solve(cs: CandidateSet, opts: SolveOptions, form: str, clock: Clock, record
     """Build, start, solve, round; see the module docstring. ``best`` collects checked plans."""
     t = time.monotonic()
     m = build_model(cs, form)
-    hm = HighsModel(m.prob) if opts.solver == "highs" else None
+    hm = HighsModel(m.prob)
     record.times_s["build"] = time.monotonic() - t
-    size = model_size(m, hm or HighsModel(m.prob))
+    size = model_size(m, hm)
     record.model_size = size
     say(f"model ({form}): {size['variables']:,} variables ({size['failover_variables']:,} for N+1 failover), "
         f"{size['constraints']:,} constraints, built in {record.times_s['build']:.2f} s")
     if opts.solver == "cbc":
-        out = solve_cbc(m, opts, clock.solver_deadline)
-        return _finish(cs, m, hm or HighsModel(m.prob), out, record, clock, opts, None, best)
+        out = solve_cbc(m, hm, opts, clock.solver_deadline)
+        return _finish(cs, m, hm, out, record, clock, opts, None, best)
     starts: list[tuple[str, np.ndarray]] = []
     bounds: list[float] = []
     if opts.heuristic:
@@ -344,8 +342,6 @@ def _support_start(cs: CandidateSet, m: PlacementModel, hm: HighsModel, opts: So
     """A starting plan from the LP relaxation's support: the replica MILP restricted to the
     (workload, site, offer) triples the LP uses, solved in a quarter of the budget, mapped back
     onto the full model by decision key and completed."""
-    from planner.optimise.solve import start_from_plan
-
     relaxed = lp_relaxation(m.prob, clock.share(0.25), say)
     if relaxed is None:
         return None
@@ -375,8 +371,6 @@ def _round_pooled(cs: CandidateSet, m: PlacementModel, hm: HighsModel, pooled: S
     pairs the pooled plan uses, warm-started from the pooled replicas rounded up; if that support
     has no whole-replica plan, the full replica form in the time left. The bound stays the
     pooled bound (the restricted re-solve's own bound holds only on its support)."""
-    from planner.optimise.solve import start_from_plan
-
     pplan = plan_from_values(m, hm, pooled.values)
     if _whole(m, hm, pooled):
         say("pooled plan already has whole replicas: no rounding needed")

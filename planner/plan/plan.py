@@ -133,10 +133,6 @@ class Plan:
     def read(cls, path: Path) -> Plan:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
-    def decision_keys(self) -> dict[str, dict[tuple, dict]]:
-        """Rows by decision key, per table (for warm starts and diffs)."""
-        return {name: {tuple(r.get(k) for k in keys): r for r in getattr(self, name)}
-                for name, (keys, _v) in TABLE_KEYS.items()}
 
 
 def plan_from_result(data: dict) -> Plan:
