@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -119,3 +120,31 @@ def test_lp_file_writes(tmp_path, eu):
     m.prob.writeLP(str(path))
     text = path.read_text()
     assert "power_cap__fra_dc1__morning" in text
+
+
+@pytest.mark.parametrize("scenario", ["tests/data/repro/nplus1_classes.yaml", "tiny-nplus1"])
+def test_replica_nplus1_cut_keeps_the_exact_optimum(scenario, monkeypatch, tmp_path):
+    """The cuts of define_replica_cuts are valid for the exact N+1 promise: the replica form
+    reaches the same optimum with and without them (they only tighten the LP relaxation)."""
+    import yaml
+
+    from planner.optimise import model as model_mod
+    from planner.optimise.strategy import solve_plan
+
+    if scenario == "tiny-nplus1":
+        doc = yaml.safe_load(Path("tests/data/tiny.yaml").read_text())
+        doc["workloads"][0]["redundancy"] = {"mode": "n_plus_1"}
+        doc["workloads"][0]["demand"][0]["peak_rps"] = 20.0
+        path = tmp_path / "tiny_nplus1.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        scenario = path
+    cs = build_candidates(api.load_scenario(scenario))
+    with_cuts = solve_plan(cs, api.SolveOptions(gap=0.0, time_limit_s=60), "replica")
+    m = build_model(cs, "replica")
+    assert any(f == "nplus1_cut" for f, _ in m.rows.values())
+    monkeypatch.setattr(model_mod, "FAMILIES", tuple(f for f in model_mod.FAMILIES
+                                                      if f is not model_mod.define_replica_cuts))
+    assert not any(f.startswith(("nplus1_cut", "replica_cut")) for f, _ in build_model(cs, "replica").rows.values())
+    without = solve_plan(cs, api.SolveOptions(gap=0.0, time_limit_s=60), "replica")
+    assert with_cuts.solve.status == without.solve.status == "optimal"
+    assert with_cuts.solve.objective == pytest.approx(without.solve.objective, rel=1e-9)
