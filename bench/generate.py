@@ -194,9 +194,31 @@ def _declared_sites(n: int, anchors: list[dict], rng: random.Random) -> list[dic
     return sites
 
 
-def _reachable(user: tuple[float, float], sites: list[dict], slo: float, accs: set[str]) -> int:
-    """Sites within the SLO (15 ms margin on the modelled RTT) with an accelerator the model can use."""
-    return sum(1 for s in sites if s["accelerators"] & accs and modelled_rtt_ms(user, s["point"]) <= slo - 15.0)
+@lru_cache(maxsize=1)
+def _measured() -> dict[tuple[str, str], float]:
+    """Measured p95 RTT between catalog regions ("provider/region" both ways), as the planner uses it."""
+    out: dict[tuple[str, str], float] = {}
+    with (CATALOGS / "rtt_measured.csv").open() as fh:
+        for row in csv.DictReader(fh):
+            a = f"{row['src_provider']}/{row['src_region']}"
+            b = f"{row['dst_provider']}/{row['dst_region']}"
+            out[(a, b)] = out[(b, a)] = float(row["rtt_ms"])
+    return out
+
+
+def _rtt_ok(user: tuple[float, float], ukey: str | None, site: dict, slo: float) -> bool:
+    """Within the SLO: the measured RTT where the catalog has the pair (the planner prefers it),
+    else the modelled RTT with a 15 ms margin."""
+    measured = _measured().get((ukey, site.get("key")))
+    if measured is not None:
+        return measured <= slo
+    return modelled_rtt_ms(user, site["point"]) <= slo - 15.0
+
+
+def _reachable(user: tuple[float, float], sites: list[dict], slo: float, accs: set[str],
+               ukey: str | None = None) -> int:
+    """Sites within the SLO with an accelerator the model can use."""
+    return sum(1 for s in sites if s["accelerators"] & accs and _rtt_ok(user, ukey, s, slo))
 
 
 def make_scenario(n_workloads: int, n_sites: int, seed: int = 0) -> dict:
@@ -212,7 +234,8 @@ def make_scenario(n_workloads: int, n_sites: int, seed: int = 0) -> dict:
     declared = _declared_sites(n_declared, users, rng)
 
     # what each site offers, for the generator's own reachability check
-    site_facts = [{"point": (c["lat"], c["lon"]), "accelerators": set(c["accelerators"])} for c in clouds]
+    site_facts = [{"point": (c["lat"], c["lon"]), "accelerators": set(c["accelerators"]),
+                   "key": f"{c['provider']}/{c['region']}"} for c in clouds]
     site_facts += [{"point": (d["location"]["lat"], d["location"]["lon"]),
                     "accelerators": {g["accelerator"] for g in d["owned_gpus"] + d.get("buyable_gpus", [])}}
                    for d in declared]
@@ -281,22 +304,25 @@ def _workload(i: int, kind: str, model: str, rng: random.Random, uids: list[str]
     if nplus1:
         slo = max(slo, 100.0)
     need = 2 if nplus1 else 1
+    # N+1 of a large model counts only H100 / A100-80GB sites: the planner's throughput model may
+    # find a 70B replica on L40S too slow for a class, and every class needs two sites
+    reach = accs & BIG if nplus1 and model in LARGE_MODELS else accs
     # the anchor user region: one that reaches enough sites that can hold the model
     order = list(uids)
     rng.shuffle(order)
     anchor = None
     for u in order:
-        if batch or _reachable(upoint[u], site_facts, slo, accs) >= need:
+        if batch or _reachable(upoint[u], site_facts, slo, reach, uref[u]) >= need:
             anchor = u
             break
     if anchor is None:  # nothing reaches two capable sites: relax to one site, the widest SLO
         nplus1, need, slo = False, 1, 150.0
-        anchor = next((u for u in order if _reachable(upoint[u], site_facts, slo, accs) >= 1), order[0])
+        anchor = next((u for u in order if _reachable(upoint[u], site_facts, slo, accs, uref[u]) >= 1), order[0])
     # one to three user regions of the anchor's continent group within ~2,500 km
     near = sorted((haversine_km(upoint[anchor], upoint[u]), u) for u in uids
                   if u != anchor and ugroup[u] == ugroup[anchor])
     extra = [u for d, u in near if d < 2500.0][: rng.choice((0, 1, 2))]
-    members = [anchor] + [u for u in extra if batch or _reachable(upoint[u], site_facts, slo, accs) >= need]
+    members = [anchor] + [u for u in extra if batch or _reachable(upoint[u], site_facts, slo, reach, uref[u]) >= need]
 
     w: dict = {"id": f"w{i:04d}-{kind.replace('_', '-')}", "kind": kind, "tenant": f"tenant-{i % 7}",
                "feature": kind.replace("_", "-"), "model": model}
