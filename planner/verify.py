@@ -35,16 +35,15 @@ HiGHS's own tolerance let them overrun), so a reported 0 is a routing that reall
 from __future__ import annotations
 
 import math
-import os
-import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
-from planner.derive.demand import LoadClass, build_loads
+from planner.derive.demand import LoadClass, build_loads, mix_rate
 from planner.derive.topology import rtt
+from planner.highs import new_highs
 from planner.input.consistency import Offer, Resolved, residency_allows
 from planner.plan.costing import cost_lines, decision_cost, offer_index, site_power_kw
 from planner.plan.plan import PLAN_STATUSES, Plan, plan_from_result
@@ -126,32 +125,11 @@ def _g(x: float) -> str:
     return f"{x:.12g}"
 
 
-_BANNER_SHOWN = False
-
-
 def _new_highs():
-    """A highspy.Highs with logging off. HiGHS prints a banner on stdout when the first instance
-    of a process is made; fd 1 is muted for that one (it would corrupt ``--format json``)."""
-    global _BANNER_SHOWN
-    import highspy
-
-    if _BANNER_SHOWN:
-        h = highspy.Highs()
-    else:
-        sys.stdout.flush()
-        saved = os.dup(1)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, 1)
-            h = highspy.Highs()
-        finally:
-            os.dup2(saved, 1)
-            os.close(saved)
-            os.close(devnull)
-        _BANNER_SHOWN = True
-    h.setOptionValue("output_flag", False)
+    """A quiet HiGHS at the product's tolerance, without presolve (many tiny LPs re-solved from
+    the previous basis)."""
+    h = new_highs()
     h.setOptionValue("presolve", "off")
-    h.setOptionValue("primal_feasibility_tolerance", TOL)
     h.setOptionValue("dual_feasibility_tolerance", TOL)
     return h
 
@@ -180,7 +158,6 @@ class _Checker:
         self._rtt: dict[tuple, float | None] = {}
         self._resid: dict[tuple, str | None] = {}
         self._replica_resid: dict[tuple, str | None] = {}
-        self._mix: dict[tuple, dict[str, float]] = {}
 
     # ------------------------------------------------------------------ cached look-ups
     def shape(self, w, sid: str, oid: str):
@@ -518,28 +495,10 @@ class _Checker:
 
     # ------------------------------------------------------------------ spot cap, min sites
     def _mix_rps(self, w, sid: str, oid: str, t: str) -> float:
-        """Requests/s of w's slot-t class mix one replica carries: 1 / sum_k (share_k / rho_k) over
-        the classes this offer runs (the measure of the spot cap)."""
+        """Requests/s of w's slot-t class mix one replica carries (the measure of the spot cap),
+        with this checker's own rates."""
         wl = self.loads[w.id]
-        if (w.id, t) not in self._mix:
-            if wl.batch_requests_per_day:
-                tot = dict(wl.batch_requests_per_day)
-            else:
-                tot = {lc.key: 0.0 for lc in wl.classes}
-                for (k, _u, tt), x in wl.peak_rps.items():
-                    if tt == t:
-                        tot[k] += x
-            if sum(tot.values()) <= 0:
-                tot = {lc.key: lc.qclass.share for lc in wl.classes}
-            self._mix[(w.id, t)] = tot
-        tot = self._mix[(w.id, t)]
-        z = sum(tot.values())
-        inv = 0.0
-        for lc in wl.classes:
-            rho = self.rho(w, lc, sid, oid)
-            if rho > 0 and z > 0:
-                inv += (tot.get(lc.key, 0.0) / z) / rho
-        return 1.0 / inv if inv > 0 else 0.0
+        return mix_rate(wl, t, {lc.key: self.rho(w, lc, sid, oid) for lc in wl.classes})
 
     def check_spot_min_sites(self) -> None:
         pol = self.pol.spot

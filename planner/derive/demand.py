@@ -54,6 +54,30 @@ class WorkloadLoad:
     def peak(self, slot: str) -> float:
         return sum(v for (_, _, t), v in self.peak_rps.items() if t == slot)
 
+    def slot_mix(self, slot: str) -> dict[str, float]:
+        """Load of each class in ``slot``: peak rps summed over user regions (batch: requests/day)."""
+        if self.batch_requests_per_day:
+            return dict(self.batch_requests_per_day)
+        tot = {lc.key: 0.0 for lc in self.classes}
+        for (k, _u, t), v in self.peak_rps.items():
+            if t == slot:
+                tot[k] += v
+        return tot
+
+
+def mix_rate(wl: WorkloadLoad, slot: str, rho: dict[str, float], mix: dict[str, float] | None = None) -> float:
+    """Requests/s of a workload's class mix in ``slot`` one replica carries, given its per-class
+    rates ``rho``: 1 / sum_k (share_k / rho_k) over the classes it can serve (rho_k > 0). A slot
+    without load uses the query classes' shares. The measure of the spot cap (and of nothing
+    that a class-by-class row can check exactly)."""
+    tot = dict(mix) if mix is not None else wl.slot_mix(slot)
+    z = sum(tot.values())
+    if z <= 0:
+        tot = {lc.key: lc.qclass.share for lc in wl.classes}
+        z = sum(tot.values())
+    inv = sum((tot[k] / z) / rho[k] for k in tot if rho.get(k, 0.0) > 0)
+    return 1.0 / inv if inv > 0 else 0.0
+
 
 def slot_hours(slot: TimeSlot) -> list[int]:
     return list(range(slot.start_hour, slot.end_hour))

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pulp
 
+from planner.highs import new_highs
 from planner.tolerance import TOL
 
 
@@ -75,36 +75,6 @@ class SolveOutcome:
 
 class Cancelled(Exception):
     """Raised by a stage that the user interrupted (Ctrl-C) and that has nothing to return."""
-
-
-_BANNER_SHOWN = False
-
-
-def new_highs():
-    """A highspy.Highs with logging off. HiGHS prints a banner on stdout when the first instance
-    is made in a process; that would corrupt `--format json` output, so fd 1 is muted for it."""
-    global _BANNER_SHOWN
-    import highspy
-
-    if _BANNER_SHOWN:
-        h = highspy.Highs()
-    else:
-        sys.stdout.flush()
-        saved = os.dup(1)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, 1)
-            h = highspy.Highs()
-        finally:
-            os.dup2(saved, 1)
-            os.close(saved)
-            os.close(devnull)
-        _BANNER_SHOWN = True
-    h.setOptionValue("output_flag", False)
-    # one tolerance for the whole product (planner/tolerance.py)
-    h.setOptionValue("primal_feasibility_tolerance", TOL)
-    h.setOptionValue("mip_feasibility_tolerance", TOL)
-    return h
 
 
 class HighsModel:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import pulp
 
 from planner.derive.candidates import BASELINE_TIERS, Candidate, CandidateSet, protected_classes
-from planner.derive.demand import hours_per_month_of_slot, response_gb
+from planner.derive.demand import hours_per_month_of_slot, mix_rate, response_gb
 from planner.derive.power import cloud_gpu_kw, gpu_kw_factor
 from planner.tolerance import TOL, ceil_tol
 
@@ -301,29 +301,13 @@ def class_mix(m: PlacementModel, w: str, t: str) -> dict[str, float]:
     """Load of each of w's classes in slot t (requests/s; batch: requests/day), cached."""
     key = (w, t)
     if key not in m.mix:
-        wl = m.cs.loads[w]
-        if wl.batch_requests_per_day:
-            tot = dict(wl.batch_requests_per_day)
-        else:
-            tot = {lc.key: 0.0 for lc in wl.classes}
-            for (k, _u, tt), v in wl.peak_rps.items():
-                if tt == t:
-                    tot[k] += v
-        m.mix[key] = tot
+        m.mix[key] = m.cs.loads[w].slot_mix(t)
     return m.mix[key]
 
 
 def _mix_rps(m: PlacementModel, c: Candidate, t: str) -> float:
-    """Requests/s of w's slot-t class mix one replica carries: 1 / sum_k (share_k / rho_k), over
-    the classes this offer can serve (an aggregate, necessary condition only)."""
-    wl = m.cs.loads[c.workload]
-    tot = class_mix(m, c.workload, t)
-    z = sum(tot.values())
-    if z <= 0:
-        tot = {lc.key: lc.qclass.share for lc in wl.classes}
-        z = sum(tot.values())
-    inv = sum((tot[k] / z) / c.rps[k].rps for k in tot if c.rps[k].rps > 0)
-    return 1.0 / inv if inv > 0 else 0.0
+    """Requests/s of w's slot-t class mix one replica of c carries (demand.mix_rate)."""
+    return mix_rate(m.cs.loads[c.workload], t, {k: e.rps for k, e in c.rps.items()}, class_mix(m, c.workload, t))
 
 
 def define_redundancy(m: PlacementModel) -> None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from planner.derive.candidates import Candidate, CandidateSet
+from planner.derive.demand import mix_rate
 from planner.derive.power import gpu_kw_factor
 from planner.plan.costing import offer_index, site_power_kw
 from planner.plan.plan import Plan
@@ -48,29 +49,10 @@ def _row(family: str, unit: str, label: str, activity: float, limit: float, slac
             "label": label}
 
 
-def class_mix(cs: CandidateSet, w: str, slot: str) -> dict[str, float]:
-    """Load of each of w's classes in ``slot`` (requests/s; batch: requests/day)."""
-    wl = cs.loads[w]
-    if wl.batch_requests_per_day:
-        return dict(wl.batch_requests_per_day)
-    tot = {lc.key: 0.0 for lc in wl.classes}
-    for (k, _u, t), v in wl.peak_rps.items():
-        if t == slot:
-            tot[k] += v
-    return tot
-
-
 def mix_rps(cs: CandidateSet, c: Candidate, slot: str, mix: dict[str, float] | None = None) -> float:
-    """Requests/s of w's class mix in ``slot`` one replica of candidate ``c`` carries:
-    1 / sum_k (share_k / rho_k) over the classes the offer can serve (the model's spot-row rate)."""
-    wl = cs.loads[c.workload]
-    tot = dict(mix) if mix is not None else class_mix(cs, c.workload, slot)
-    z = sum(tot.values())
-    if z <= 0:
-        tot = {lc.key: lc.qclass.share for lc in wl.classes}
-        z = sum(tot.values())
-    inv = sum((tot[k] / z) / c.rps[k].rps for k in tot if k in c.rps and c.rps[k].rps > 0)
-    return 1.0 / inv if inv > 0 else 0.0
+    """Requests/s of w's class mix in ``slot`` one replica of candidate ``c`` carries (the
+    model's spot-row rate, demand.mix_rate)."""
+    return mix_rate(cs.loads[c.workload], slot, {k: e.rps for k, e in c.rps.items()}, mix)
 
 
 def binding_constraints(cs: CandidateSet, plan: Plan) -> list[dict]:
@@ -159,7 +141,7 @@ def binding_constraints(cs: CandidateSet, plan: Plan) -> list[dict]:
             continue
         wt = (r["workload"], r["slot"])
         if wt not in mixes_of:
-            mixes_of[wt] = class_mix(cs, *wt)
+            mixes_of[wt] = cs.loads[wt[0]].slot_mix(wt[1])
         m = mix_rps(cs, c, r["slot"], mixes_of[wt])
         acc = spot_cap[(r["workload"], r["slot"])]
         if r["tier"] == "spot":
