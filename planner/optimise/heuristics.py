@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from planner.derive.candidates import Candidate, protected_classes
+from planner.derive.candidates import BASELINE_TIERS, Candidate, protected_classes
+from planner.derive.power import gpu_kw_factor
 from planner.optimise.model import PlacementModel, _mix_rps, class_mix
 from planner.tolerance import ceil_tol
 
@@ -45,6 +46,7 @@ def greedy_start(m: PlacementModel) -> dict[str, float] | None:
     slot_h = {t.id: t.hours for t in s.time_slots}
     by_w = cs.by_workload()
     prot = {w.id: protected_classes(res, cs.loads, w.id) for w in s.workloads}
+    declared = _Declared(m)
     reps: dict[tuple, int] = defaultdict(int)  # (w, s, o, tau, t) -> replicas
     gpus_used: dict[tuple, float] = defaultdict(float)  # (s, o, tau, t) -> GPUs of replicas, all workloads
     ys: dict[tuple, float] = {}
@@ -54,6 +56,8 @@ def greedy_start(m: PlacementModel) -> dict[str, float] | None:
         usable = [c for c in by_w[w.id] if c.site in res.sites and not res.sites[c.site].declared and _tier(c)]
         if not usable:
             return None
+        # standby may also sit on owned / buyable GPUs of declared sites (within power and inventory)
+        standby = usable + [c for c in by_w[w.id] if res.sites[c.site].declared and c.tiers]
 
         def price(c: Candidate, t: str) -> float:
             """USD per hour per request/s of the slot's class mix on this offer."""
@@ -122,7 +126,18 @@ def greedy_start(m: PlacementModel) -> dict[str, float] | None:
             cap: dict[str, float] = defaultdict(float)
             for c in ranked:
                 cap[c.site] += rep_n.get((c.site, c.offer.id), 0)
-            if prot[w.id] and not _failover(m, w.id, t, prot[w.id], usable, rep_n, place, cap):
+            def place_any(c: Candidate, t: str, extra: int, wid: str = w.id, rep_n: dict = rep_n,
+                          place=place) -> bool:
+                if not res.sites[c.site].declared:
+                    return place(c, t, extra)
+                tau = declared.take(c, t, extra)
+                if tau is None:
+                    return False
+                reps[(wid, c.site, c.offer.id, tau, t)] += extra
+                rep_n[(c.site, c.offer.id)] += extra
+                return True
+
+            if prot[w.id] and not _failover(m, w.id, t, prot[w.id], standby, rep_n, place_any, cap):
                 return None
             if w.redundancy.min_sites > 1:
                 have = {sid for sid, v in cap.items() if v > 0}
@@ -140,7 +155,7 @@ def greedy_start(m: PlacementModel) -> dict[str, float] | None:
     inst: dict[tuple, int] = defaultdict(int)
     for (sid, oid, tau, t), g in gpus.items():
         k = ceil_tol(g / m.offers[(sid, oid)].gpus)
-        key = (sid, oid, tau) if tau == "reserved" else (sid, oid, tau, t)
+        key = (sid, oid, tau) if tau in BASELINE_TIERS else (sid, oid, tau, t)
         inst[key] = max(inst[key], k)
     quota_use: dict[tuple, float] = defaultdict(float)
     for key, k in inst.items():
@@ -162,8 +177,9 @@ def greedy_start(m: PlacementModel) -> dict[str, float] | None:
         values[v.name] = float(inst.get(key, 0))
     for v in m.P.values():
         values[v.name] = 0.0
-    for v in m.open.values():
-        values[v.name] = 0.0
+    busy_sites = {sid for (_w, sid, _o, _tau, _t), n in reps.items() if n > 0}
+    for sid, v in m.open.items():
+        values[v.name] = 1.0 if sid in busy_sites else 0.0
     used_sites = {(w, sid) for (w, sid, _o, _tau, _t), n in reps.items() if n > 0}
     for key, v in m.used.items():
         values[v.name] = 1.0 if key in used_sites else 0.0
@@ -172,10 +188,55 @@ def greedy_start(m: PlacementModel) -> dict[str, float] | None:
     return values
 
 
+class _Declared:
+    """Owned, then buyable, GPUs of declared sites for standby replicas, within the inventory and
+    the site's power budget in every slot (installed GPUs draw their idle share all month)."""
+
+    def __init__(self, m: PlacementModel):
+        self.m = m
+        self.used: dict[tuple, float] = defaultdict(float)  # (site, offer, tier, slot) -> GPUs
+
+    def take(self, c: Candidate, t: str, extra: int) -> str | None:
+        g = extra * c.shape.gpus
+        for tau in ("owned", "bought"):
+            if tau not in c.tiers:
+                continue
+            key = (c.site, c.offer.id, tau, t)
+            have = c.offer.owned if tau == "owned" else c.offer.buyable
+            if self.used[key] + g > have * c.offer.gpus:
+                continue
+            self.used[key] += g
+            if self._power_ok(c.site):
+                return tau
+            self.used[key] -= g
+        return None
+
+    def _power_ok(self, sid: str) -> bool:
+        site = self.m.cs.res.sites[sid]
+        if site.power_budget_kw is None:
+            return True
+        phi = site.idle_power_fraction
+        mine = {k: g for k, g in self.used.items() if k[0] == sid and g > 0}
+        installed: dict[tuple, float] = defaultdict(float)
+        for (_s, oid, tau, _t), g in mine.items():
+            o = self.m.offers[(sid, oid)]
+            installed[(oid, tau)] = max(installed[(oid, tau)], ceil_tol(g / o.gpus) * o.gpus)
+        idle = sum(gpu_kw_factor(site, self.m.offers[(sid, oid)]) * phi * n for (oid, _tau), n in installed.items())
+        for t in self.m.slots:
+            busy = sum(gpu_kw_factor(site, self.m.offers[(sid, oid)]) * (1 - phi) * g
+                       for (_s, oid, _tau, tt), g in mine.items() if tt == t)
+            if idle + busy > site.power_budget_kw:
+                return False
+        return True
+
+
 def _replica_price(m: PlacementModel, c: Candidate) -> float:
-    """USD per hour of one replica of c in the greedy's tier."""
+    """USD per hour of one replica of c in the greedy's tier (declared sites: the annuity of a
+    bought GPU, owned GPUs cost nothing more)."""
     hpm = m.cs.res.scenario.policies.hours_per_month
     tier = _tier(c)
+    if tier is None:
+        return 0.0 if "owned" in c.tiers else c.offer.buy_usd_per_gpu_month * c.shape.gpus / hpm
     per_hour = c.unit_price(tier, hpm) / (hpm if tier == "reserved" else 1.0)
     return per_hour / max(c.shape.replicas_per_instance, 1)
 
@@ -198,21 +259,19 @@ def _failover(m: PlacementModel, w: str, t: str, prot: list, ranked: list[Candid
         need: dict[tuple, float] = defaultdict(float)
         for (k, u), load in demand:
             allowed = set(cs.failover_sites.get((w, k, u), [])) - {lost}
-            best = None
+            options = []
             for c in ranked:
                 if c.site not in allowed or c.rps[k].rps <= 0:
                     continue
                 key = (c.site, c.offer.id)
                 add = load / c.rps[k].rps
                 extra = max(0, ceil_tol(need[key] + add) - rep_n.get(key, 0))
-                score = (extra * _replica_price(m, c), c.site, c.offer.id)
-                if best is None or score < best[0]:
-                    best = (score, c, key, add, extra)
-            if best is None:
+                options.append(((extra * _replica_price(m, c), c.site, c.offer.id), c, key, add, extra))
+            # the cheapest option whose extra replicas fit the site's quota
+            chosen = next((o for o in sorted(options, key=lambda o: o[0]) if not o[4] or place(o[1], t, o[4])), None)
+            if chosen is None:
                 return False
-            _score, c, key, add, extra = best
-            if extra and not place(c, t, extra):
-                return False
+            _score, c, key, add, extra = chosen
             cap[c.site] += extra
             need[key] += add
     return True
