@@ -6,7 +6,8 @@
   (optimal, feasible, infeasible, no_plan, interrupted); it does not raise on infeasible;
 - :func:`result_from_plan` - the result of a Plan (e.g. a saved plan.json), verified, without the
   model or the solver;
-- :func:`verify` - recompute every constraint, the N+1 failover and the cost of a result.
+- :func:`verify` - recompute every constraint, the N+1 failover and the cost of a result;
+- :func:`render_manifests` - Terraform-like manifests of a result, one tree per site.
 """
 
 from __future__ import annotations
@@ -77,3 +78,11 @@ def verify(res: Resolved, result: PlacementResult):
     from planner.verify import verify_result
 
     return verify_result(res, result)
+
+
+def render_manifests(result: PlacementResult, out_dir: str | Path, templates_dir: str | Path | None = None):
+    """Terraform-like manifests of a result (one tree per site and index.md), from result.json
+    data alone; returns the paths written."""
+    from planner.outputs.manifests import write_manifests
+
+    return write_manifests(result.data, Path(out_dir), Path(templates_dir) if templates_dir else None)

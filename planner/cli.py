@@ -111,8 +111,11 @@ def validate(scenario: Path, variant: str | None, debug: bool, all_variants: boo
 @click.option("--integrality", type=click.Choice(["auto", "replica", "pooled"]), default="auto", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "md"]), default="table", show_default=True)
 @click.option("--quiet", is_flag=True, help="no progress on stderr")
+@click.option("--manifests", "manifests_dir", type=click.Path(path_type=Path), default=None,
+              help="also render Terraform-like manifests of the plan here (see `planner manifests`)")
 @guarded
-def solve(scenario: Path, variant, debug, out_dir, solver, time_limit, gap, threads, integrality, fmt, quiet):
+def solve(scenario: Path, variant, debug, out_dir, solver, time_limit, gap, threads, integrality, fmt, quiet,
+          manifests_dir=None):
     """Build and solve the placement MILP; print a summary, write outputs with --out.
 
     Exit codes: 0 optimal or feasible, 1 infeasible / no plan / verification failed, 2 bad
@@ -148,6 +151,8 @@ def solve(scenario: Path, variant, debug, out_dir, solver, time_limit, gap, thre
             say(f"wrote {out_dir}/result.json, plan.json, report.md and CSVs")
         else:
             result.data["solve"]["time_s"] = time.monotonic() - started
+        if manifests_dir is not None:
+            _solve_manifests(result, manifests_dir, say)
     except KeyboardInterrupt:
         _err("interrupted (Ctrl-C) while writing; no file was left half-written")
         sys.exit(130)
@@ -209,6 +214,59 @@ def verify(scenario: Path, variant, debug, result_path: Path):
         return
     _err("verification failed:\n  " + "\n  ".join(report.violations))
     sys.exit(1)
+
+
+def _solve_manifests(result, manifests_dir: Path, say) -> None:
+    """`solve --manifests DIR`: render the plan's manifests (a result without a plan: nothing)."""
+    from planner.outputs.manifests import ManifestError, write_manifests
+
+    try:
+        written = write_manifests(result.data, manifests_dir)
+    except ManifestError as exc:
+        _err(f"manifests not written: {exc}")
+        return
+    say(f"wrote {len(written)} manifest files to {manifests_dir} (index.md)")
+
+
+@main.command()
+@click.argument("result_path", metavar="RESULT", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
+              help="directory of the manifests: one tree per site and index.md")
+@click.option("--templates", "templates_dir", type=click.Path(path_type=Path), default=None,
+              help="your own templates (same layout as templates/; files missing there fall back to the shipped ones)")
+@click.option("--debug", is_flag=True, hidden=True)
+@guarded
+def manifests(result_path: Path, out_dir: Path, templates_dir: Path | None, debug: bool):
+    """Render Terraform-like manifests of a result.json (one tree per site), never re-solving.
+
+    Exit codes: 0 written, 1 the result has no plan or a template failed, 2 bad input."""
+    from planner.outputs.manifests import ManifestError, write_manifests
+    from planner.plan.result import PlacementResult
+
+    if result_path.is_dir():
+        result_path = result_path / "result.json"
+    if not result_path.exists():
+        raise InputError(f"{result_path}: result file not found. To fix: pass the result.json written by "
+                         "`planner solve --out DIR`", file=str(result_path))
+    if templates_dir is not None and not templates_dir.is_dir():
+        raise InputError(f"--templates {templates_dir}: not a directory. To fix: give a directory laid out like "
+                         "templates/ (see templates/README.md)", file="(command line)")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--out {out_dir}: exists and is not a directory. To fix: give a directory (new or "
+                         "existing) for the manifests", file="(command line)")
+    try:
+        result = PlacementResult.read(result_path)
+    except (ValueError, KeyError) as exc:
+        raise InputError(f"{result_path}: not a planner 1.1 result.json ({exc})", file=str(result_path)) from None
+    try:
+        written = write_manifests(result.data, out_dir, templates_dir)
+    except ManifestError as exc:
+        raise PlannerError(f"{result_path}: {exc}") from None
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"{result_path}: an incomplete result.json ({type(exc).__name__}: {exc}). To fix: re-solve "
+                         "with `planner solve --out DIR`", file=str(result_path)) from None
+    trees = sorted({p.relative_to(out_dir).parts[0] for p in written if len(p.relative_to(out_dir).parts) > 1})
+    click.echo(f"wrote {len(trees)} trees ({', '.join(trees)}) and index.md to {out_dir}")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,27 @@ def run_cli() -> Callable[..., Result]:
     return run
 
 
+@pytest.fixture(scope="session")
+def solved_example(tmp_path_factory):
+    """``planner solve workloads/<name>.yaml [--variant V] --out DIR --quiet --time-limit 20``, run
+    once per session and shared by the tests that read its outputs (CLI, manifests):
+    returns (click Result, out dir)."""
+    from planner.cli import main
+
+    cache: dict[tuple, tuple[Result, Path]] = {}
+
+    def get(name: str, variant: str | None = None) -> tuple[Result, Path]:
+        if (name, variant) not in cache:
+            out = tmp_path_factory.mktemp(f"{name}-{variant or 'base'}") / "out"
+            args = ["solve", str(EXAMPLES / f"{name}.yaml"), "--out", str(out), "--quiet", "--time-limit", "20"]
+            if variant:
+                args += ["--variant", variant]
+            cache[(name, variant)] = (CliRunner().invoke(main, args), out)
+        return cache[(name, variant)]
+
+    return get
+
+
 # CI (CI=true) replays the same hypothesis examples every run, so a red build is reproducible;
 # local runs keep exploring new examples.
 from hypothesis import settings  # noqa: E402

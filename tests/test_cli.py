@@ -32,19 +32,17 @@ CASES = [(p, v) for p in EXAMPLES for v in variants_of(p)]
 
 
 @pytest.mark.parametrize(("path", "variant"), CASES, ids=[f"{p.stem}-{v or 'base'}" for p, v in CASES])
-def test_every_example_and_variant_solves_and_verifies(path, variant, tmp_path):
-    out = tmp_path / "out"
-    args = ["solve", str(path), "--out", str(out), "--quiet", "--time-limit", "20"]
-    if variant:
-        args += ["--variant", variant]
-    r = run(*args)
+def test_every_example_and_variant_solves_and_verifies(path, variant, solved_example):
+    r, out = solved_example(path.stem, variant)
     assert r.exit_code == 0, r.output + (r.stderr if hasattr(r, "stderr") else "")
     data = json.loads((out / "result.json").read_text())
     jsonschema.validate(data, result_json_schema())
     assert data["solve"]["status"] in ("optimal", "feasible")
     assert data["scenario"]["variant"] == variant
     assert data["verification"]["ok"]
-    assert {p.name for p in out.iterdir()} >= {"result.json", "report.md", "placements.csv", "costs.csv", "routes.csv"}
+    assert all(f["unserved_rps"] == 0 for f in data["failover"])
+    assert {p.name for p in out.iterdir()} >= {"result.json", "plan.json", "report.md", "placements.csv", "costs.csv",
+                                                "routes.csv", "exclusions.csv"}
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "a temp file was left behind"
     vargs = ["verify", str(path), str(out / "result.json")] + (["--variant", variant] if variant else [])
     v = run(*vargs)

@@ -1,0 +1,110 @@
+# planner manifests: site "nebius-eu-north1" ("nebius", "cloud")
+# Generated from result.json (plan "10fd5d729d3740e11fccde8c0705dde368a1773f010b4eab453984e298b8b87c"); re-render with `planner manifests` instead of editing.
+# No commitment, reservation or savings-plan resource is emitted: those are purchases a person makes.
+
+locals {
+  site                 = "nebius-eu-north1"
+  scenario             = "eu-saas"
+  scenario_description = "EU SaaS with GDPR residency, two on-prem racks and EU cloud overflow"
+  variant              = "base"
+  variant_description  = ""
+  plan_hash            = "10fd5d729d3740e11fccde8c0705dde368a1773f010b4eab453984e298b8b87c"
+  slot_start_utc       = { "night" = 0, "early" = 4, "morning" = 8, "afternoon" = 12, "evening" = 16, "late" = 20 }
+  slot_counts = {
+    nebius_eu_north1_gpu_h100_sxm_1gpu_16vcpu_200gb_on_demand  = { "night" = 0, "early" = 0, "morning" = 0, "afternoon" = 0, "evening" = 3, "late" = 0 }
+    nebius_eu_north1_gpu_h100_sxm_8gpu_128vcpu_1600gb_reserved = { "night" = 1, "early" = 1, "morning" = 1, "afternoon" = 1, "evening" = 1, "late" = 1 }
+    nebius_eu_north1_gpu_h200_sxm_1gpu_16vcpu_200gb_on_demand  = { "night" = 0, "early" = 3, "morning" = 4, "afternoon" = 4, "evening" = 0, "late" = 0 }
+  }
+}
+
+terraform {
+  required_version = ">= 1.5"
+  required_providers {
+    nebius = {
+      source = "terraform-provider.storage.eu-north1.nebius.cloud/nebius/nebius"
+    }
+  }
+}
+
+provider "nebius" {}
+
+# group "nebius-eu-north1-gpu-h100-sxm_1gpu-16vcpu-200gb" / "on_demand": "autoscaling 0..3; node groups have no scheduled scaling: per-slot counts in local.slot_counts"
+resource "nebius_mk8s_v1_node_group" "nebius_eu_north1_gpu_h100_sxm_1gpu_16vcpu_200gb_on_demand" {
+  parent_id = var.cluster_id
+  name      = "nebius-eu-north1-gpu-h100-sxm-1gpu-16vcpu-200gb-on-demand"
+  autoscaling = {
+    min_node_count = 0
+    max_node_count = 3
+  }
+  labels = { "planner-feature" = "assistant", "planner-n-plus-1-standby" = "true", "planner-plan-hash" = "10fd5d729d3740e1", "planner-scenario" = "eu-saas", "planner-site" = "nebius-eu-north1", "planner-tenant" = "acme-support", "planner-tier" = "on_demand", "planner-variant" = "base", "planner-workload-support-chat" = "true" }
+
+  template = {
+    resources = {
+      platform = "gpu-h100-sxm"
+      preset   = "1gpu-16vcpu-200gb"
+    }
+    boot_disk = {
+      type           = "NETWORK_SSD"
+      size_gibibytes = var.boot_disk_gib
+    }
+    gpu_settings = {
+      drivers_preset = var.gpu_drivers_preset
+    }
+    metadata = {
+      labels = { "planner-feature" = "assistant", "planner-n-plus-1-standby" = "true", "planner-plan-hash" = "10fd5d729d3740e1", "planner-scenario" = "eu-saas", "planner-site" = "nebius-eu-north1", "planner-tenant" = "acme-support", "planner-tier" = "on_demand", "planner-variant" = "base", "planner-workload-support-chat" = "true" }
+    }
+  }
+}
+
+# group "nebius-eu-north1-gpu-h100-sxm_8gpu-128vcpu-1600gb" / "reserved": "fixed size 1"
+resource "nebius_mk8s_v1_node_group" "nebius_eu_north1_gpu_h100_sxm_8gpu_128vcpu_1600gb_reserved" {
+  parent_id        = var.cluster_id
+  name             = "nebius-eu-north1-gpu-h100-sxm-8gpu-128vcpu-1600gb-reserved"
+  fixed_node_count = 1
+  labels           = { "planner-feature" = "assistant-escalation", "planner-plan-hash" = "10fd5d729d3740e1", "planner-reserved-discount-pct" = "20", "planner-reserved-term" = "1y", "planner-scenario" = "eu-saas", "planner-site" = "nebius-eu-north1", "planner-tenant" = "acme-support", "planner-tier" = "reserved", "planner-variant" = "base", "planner-workload-support-chat-large" = "true" }
+
+  template = {
+    resources = {
+      platform = "gpu-h100-sxm"
+      preset   = "8gpu-128vcpu-1600gb"
+    }
+    boot_disk = {
+      type           = "NETWORK_SSD"
+      size_gibibytes = var.boot_disk_gib
+    }
+    gpu_settings = {
+      drivers_preset = var.gpu_drivers_preset
+    }
+    metadata = {
+      labels = { "planner-feature" = "assistant-escalation", "planner-plan-hash" = "10fd5d729d3740e1", "planner-reserved-discount-pct" = "20", "planner-reserved-term" = "1y", "planner-scenario" = "eu-saas", "planner-site" = "nebius-eu-north1", "planner-tenant" = "acme-support", "planner-tier" = "reserved", "planner-variant" = "base", "planner-workload-support-chat-large" = "true" }
+    }
+  }
+}
+
+# group "nebius-eu-north1-gpu-h200-sxm_1gpu-16vcpu-200gb" / "on_demand": "autoscaling 0..4; node groups have no scheduled scaling: per-slot counts in local.slot_counts"
+resource "nebius_mk8s_v1_node_group" "nebius_eu_north1_gpu_h200_sxm_1gpu_16vcpu_200gb_on_demand" {
+  parent_id = var.cluster_id
+  name      = "nebius-eu-north1-gpu-h200-sxm-1gpu-16vcpu-200gb-on-demand"
+  autoscaling = {
+    min_node_count = 0
+    max_node_count = 4
+  }
+  labels = { "planner-feature" = "assistant", "planner-n-plus-1-standby" = "true", "planner-plan-hash" = "10fd5d729d3740e1", "planner-scenario" = "eu-saas", "planner-site" = "nebius-eu-north1", "planner-tenant" = "acme-support", "planner-tier" = "on_demand", "planner-variant" = "base", "planner-workload-support-chat" = "true" }
+
+  template = {
+    resources = {
+      platform = "gpu-h200-sxm"
+      preset   = "1gpu-16vcpu-200gb"
+    }
+    boot_disk = {
+      type           = "NETWORK_SSD"
+      size_gibibytes = var.boot_disk_gib
+    }
+    gpu_settings = {
+      drivers_preset = var.gpu_drivers_preset
+    }
+    metadata = {
+      labels = { "planner-feature" = "assistant", "planner-n-plus-1-standby" = "true", "planner-plan-hash" = "10fd5d729d3740e1", "planner-scenario" = "eu-saas", "planner-site" = "nebius-eu-north1", "planner-tenant" = "acme-support", "planner-tier" = "on_demand", "planner-variant" = "base", "planner-workload-support-chat" = "true" }
+    }
+  }
+}
