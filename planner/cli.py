@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -19,6 +20,19 @@ EXIT_BAD_INPUT = 2
 
 def _err(msg: str) -> None:
     click.echo(msg, err=True)
+
+
+def _exit(code: int) -> None:
+    """Leave with ``code``. When a HiGHS run that did not honour its cancel in time still runs
+    (backends.CANCEL_GRACE_S), leave at once with os._exit: its thread must not meet the
+    interpreter's shutdown (everything is written and flushed by then)."""
+    from planner.optimise.backends import abandoned_running
+
+    if abandoned_running():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def guarded(fn):
@@ -155,7 +169,7 @@ def solve(scenario: Path, variant, debug, out_dir, solver, time_limit, gap, thre
             _solve_manifests(result, manifests_dir, say)
     except KeyboardInterrupt:
         _err("interrupted (Ctrl-C) while writing; no file was left half-written")
-        sys.exit(130)
+        _exit(130)
     if fmt == "json":
         click.echo(result.to_json(), nl=False)
     elif fmt == "md":
@@ -171,10 +185,10 @@ def solve(scenario: Path, variant, debug, out_dir, solver, time_limit, gap, thre
     ver = result.data.get("verification") or {}
     if status in ("optimal", "feasible", "interrupted") and ver.get("ok") is False:
         _err("error: the plan failed independent verification:\n  " + "\n  ".join(ver.get("violations", [])[:20]))
-        sys.exit(1)
+        _exit(1)
     if status == "interrupted":
         _err("interrupted (Ctrl-C): the best verified plan so far was kept")
-    sys.exit(STATUS_EXIT[status])
+    _exit(STATUS_EXIT[status])
 
 
 @main.command()

@@ -212,7 +212,7 @@ class HighsModel:
                 # a non-optimal answer without presolve
                 h.setOptionValue("presolve", presolve)
                 h.setOptionValue("time_limit", max(0.2, deadline - time.monotonic()))
-                _why, user = run_highs(h, max(deadline, time.monotonic() + 0.2), progress, "HiGHS (completing a plan)")
+                user = run_highs(h, max(deadline, time.monotonic() + 0.2), progress, "HiGHS (completing a plan)").user
                 if user:
                     raise KeyboardInterrupt
                 if h.getModelStatus() == self.hs.HighsModelStatus.kOptimal:
@@ -234,13 +234,40 @@ def _finite(x: float | None) -> bool:
     return x is not None and math.isfinite(x)
 
 
-def run_highs(h, deadline: float, progress: Callable[[str], None] | None = None, label: str = "HiGHS",
-              tick_s: float = 1.0) -> tuple[str | None, bool]:
-    """Run HiGHS in its own thread until it stops, the deadline passes or the user presses
-    Ctrl-C. Shows a live line every ``tick_s`` (elapsed, best plan, bound, gap).
+#: seconds HiGHS may take to honour a cancel before it is left behind (measured: inside a sub-MIP
+#: heuristic of a 200x50 pooled model HiGHS 1.16 checks neither its interrupt callbacks nor its
+#: time limit, and ran 120 s past a cancel)
+CANCEL_GRACE_S = 1.0
+#: HiGHS runs left behind after a cancel they did not honour in time (they stop at their next
+#: interrupt check; the CLI leaves with os._exit while one still runs)
+ABANDONED: list = []
 
-    Returns (why we cancelled it: None, "deadline" or "user", interrupted_by_user)."""
-    live: dict[str, float] = {}
+
+@dataclass
+class Stop:
+    """How a HiGHS run ended: ``why`` we cancelled it (None, "deadline" or "user"), whether it
+    was left running (``abandoned``: its solution must not be read), and its last reported
+    primal bound, dual bound and gap (``live``)."""
+
+    why: str | None = None
+    user: bool = False
+    abandoned: bool = False
+    live: dict = field(default_factory=dict)
+
+
+def abandoned_running() -> bool:
+    """A HiGHS run left behind after a cancel is still running."""
+    ABANDONED[:] = [h for h in ABANDONED if h.is_solver_running()]
+    return bool(ABANDONED)
+
+
+def run_highs(h, deadline: float, progress: Callable[[str], None] | None = None, label: str = "HiGHS",
+              tick_s: float = 1.0, may_abandon: bool = False) -> Stop:
+    """Run HiGHS in its own thread until it stops, the deadline passes or the user presses
+    Ctrl-C. Shows a live line every ``tick_s`` (elapsed, best plan, bound, gap). With
+    ``may_abandon``, a run that has not honoured a cancel within CANCEL_GRACE_S is left behind."""
+    stop = Stop()
+    live = stop.live
 
     def watch(event) -> None:
         d = event.data_out
@@ -252,31 +279,37 @@ def run_highs(h, deadline: float, progress: Callable[[str], None] | None = None,
     h.cbMipInterrupt.subscribe(watch)
     t0 = time.monotonic()
     last = t0
-    why = None
-    user = False
+    cancelled_at = None
     try:
         h.startSolve()
         while True:
             try:
                 done, _status = h.wait(0.1)
             except KeyboardInterrupt:
-                user = True
-                why = "user"
+                stop.user = True
+                stop.why = "user"
                 h.cancelSolve()
+                cancelled_at = cancelled_at or time.monotonic()
                 continue
             if done:
                 break
             now = time.monotonic()
-            if why is None and now >= deadline:
-                why = "deadline"
+            if stop.why is None and now >= deadline:
+                stop.why = "deadline"
                 h.cancelSolve()
+                cancelled_at = now
+            if may_abandon and cancelled_at is not None and now - cancelled_at > CANCEL_GRACE_S:
+                stop.abandoned = True
+                ABANDONED.append(h)
+                break
             if progress is not None and now - last >= tick_s:
                 last = now
                 progress(_live_line(label, now - t0, live))
     finally:
-        h.cbMipInterrupt.unsubscribe(watch)
-        h.HandleUserInterrupt = False
-    return why, user
+        if not stop.abandoned:
+            h.cbMipInterrupt.unsubscribe(watch)
+            h.HandleUserInterrupt = False
+    return stop
 
 
 def _live_line(label: str, elapsed: float, live: dict) -> str:
@@ -296,10 +329,10 @@ def lp_relaxation(prob: pulp.LpProblem, deadline: float,
     hm = HighsModel(prob)
     hm.set_integrality(False)
     hm.h.setOptionValue("time_limit", max(0.2, deadline - time.monotonic()))
-    why, user = run_highs(hm.h, deadline, progress, "HiGHS (LP relaxation)")
-    if user:
+    stop = run_highs(hm.h, deadline, progress, "HiGHS (LP relaxation)")
+    if stop.user:
         raise KeyboardInterrupt
-    if why is not None or hm.h.getModelStatus() != hm.hs.HighsModelStatus.kOptimal:
+    if stop.why is not None or hm.h.getModelStatus() != hm.hs.HighsModelStatus.kOptimal:
         return None
     values = hm.values()
     if not np.all(np.isfinite(values)):
@@ -314,7 +347,7 @@ def _lp_rounding(hm: HighsModel, deadline: float) -> tuple[np.ndarray | None, fl
     hm.set_integrality(False)
     try:
         h.setOptionValue("time_limit", max(0.2, deadline - time.monotonic()))
-        _why, user = run_highs(h, max(deadline, time.monotonic() + 0.2))
+        user = run_highs(h, max(deadline, time.monotonic() + 0.2)).user
         if user:
             raise KeyboardInterrupt
         if h.getModelStatus() != hm.hs.HighsModelStatus.kOptimal:
@@ -395,10 +428,11 @@ def solve_highs(m, opts: SolveOptions, deadline: float, starts: list[tuple[str, 
     h.setOptionValue("time_limit", max(0.2, deadline - time.monotonic()))
     if opts.node_limit is not None:
         h.setOptionValue("mip_max_nodes", int(opts.node_limit))
-    try:
-        why, user = run_highs(h, deadline, progress, label)
-    finally:
-        h.cbMipImprovingSolution.unsubscribe(keep)
+    stop = run_highs(h, deadline, progress, label, may_abandon=True)
+    why, user = stop.why, stop.user
+    if stop.abandoned:
+        return _abandoned_outcome(hm, opts, stop, seen, bounds, best_x, best_obj, best_label, version, notes, t0)
+    h.cbMipImprovingSolution.unsubscribe(keep)
     status = h.getModelStatus()
     if status == ms.kInfeasible and why is None and time.monotonic() < deadline:
         # confirm an infeasibility claim without presolve (see HighsModel.complete): at a 1e-9
@@ -406,11 +440,12 @@ def solve_highs(m, opts: SolveOptions, deadline: float, starts: list[tuple[str, 
         h.setOptionValue("presolve", "off")
         h.setOptionValue("time_limit", max(0.2, deadline - time.monotonic()))
         h.cbMipImprovingSolution.subscribe(keep)
-        try:
-            why, user = run_highs(h, deadline, progress, label)
-        finally:
-            h.cbMipImprovingSolution.unsubscribe(keep)
-            h.setOptionValue("presolve", "choose")
+        stop = run_highs(h, deadline, progress, label, may_abandon=True)
+        why, user = stop.why, stop.user
+        if stop.abandoned:
+            return _abandoned_outcome(hm, opts, stop, seen, bounds, best_x, best_obj, best_label, version, notes, t0)
+        h.cbMipImprovingSolution.unsubscribe(keep)
+        h.setOptionValue("presolve", "choose")
         if h.getModelStatus() != ms.kInfeasible:
             notes.append("HiGHS's presolve called the model infeasible; solved again without presolve")
         status = h.getModelStatus()
@@ -515,6 +550,37 @@ def solve_highs(m, opts: SolveOptions, deadline: float, starts: list[tuple[str, 
     return out
 
 
+def _abandoned_outcome(hm: HighsModel, opts: SolveOptions, stop: Stop, seen: dict, bounds: list[float],
+                       best_x, best_obj, best_label, version: str, notes: list[str], t0: float) -> SolveOutcome:
+    """The outcome of a run left behind after a cancel it did not honour in time: HiGHS's model
+    must not be read while it runs, so the plan is the last improving solution it announced
+    (row checked) or the best start, and the bound its last reported dual bound."""
+    notes.append(f"HiGHS did not stop within {CANCEL_GRACE_S:g} s of the "
+                 f"{'interrupt' if stop.user else 'deadline'}; its last announced plan and bound are used")
+    x = obj = None
+    sx = seen.get("x")
+    if sx is not None and len(sx) == hm.n and np.all(np.isfinite(sx)):
+        sx = hm.snap(sx)
+        if hm.feasible(sx):
+            x, obj = sx, hm.objective(sx)
+    start = None
+    if best_x is not None and (obj is None or best_obj < obj):
+        x, obj, start = best_x, best_obj, best_label
+    db = stop.live.get("dual")
+    if _finite(db) and abs(db) < 1e50:
+        bounds = bounds + [db]
+    bound = max(bounds) if bounds else None
+    if bound is not None and obj is not None and bound > obj + TOL * max(1.0, abs(obj)):
+        valid = [b for b in bounds if b <= obj + TOL * max(1.0, abs(obj))]
+        bound = min(valid) if valid else None
+    gap = max(0.0, (obj - bound) / max(abs(obj), 1e-9)) if obj is not None and bound is not None else None
+    status = "interrupted" if stop.user else ("feasible" if x is not None else "no_plan")
+    return SolveOutcome(status=status, solver="highs", solver_version=version, values=x, objective=obj, bound=bound,
+                        gap=gap, time_s=time.monotonic() - t0,
+                        model_status="Interrupted by user" if stop.user else "Time limit reached",
+                        start_objective=best_obj, start=start, nodes=None, notes=notes, interrupted=stop.user)
+
+
 def cbc_path() -> str | None:
     """The CBC binary: one on PATH, else the one PuLP 3.x bundles (PuLP 4 users: pip install pulp[cbc])."""
     import shutil
@@ -536,7 +602,8 @@ def cbc_path() -> str | None:
 
 def solve_cbc(m, hm: HighsModel, opts: SolveOptions, deadline: float) -> SolveOutcome:
     """CBC on an MPS copy of the model, in a child process killed at the deadline (CBC's own
-    ``-sec`` is given 90 % of the time left: it was measured overrunning its limit by 77 s)."""
+    ``-sec`` is given 75 % of the time left: it was measured overrunning its limit by 77 s, and
+    at 60 s limits it was still writing its solution when the child was killed)."""
     import subprocess
     import tempfile
 
@@ -553,7 +620,7 @@ def solve_cbc(m, hm: HighsModel, opts: SolveOptions, deadline: float) -> SolveOu
     with tempfile.TemporaryDirectory(prefix="planner-cbc-") as tmp:
         mps, sol = os.path.join(tmp, "model.mps"), os.path.join(tmp, "model.sol")
         vs, vnames, cnames, _obj = m.prob.writeMPS(mps, rename=1)
-        args = [path, mps, "-sec", f"{max(1.0, 0.9 * left):.1f}", "-ratio", f"{opts.gap}",
+        args = [path, mps, "-sec", f"{max(1.0, 0.75 * left):.1f}", "-ratio", f"{opts.gap}",
                 "-primalT", f"{TOL:g}", "-integerT", f"{TOL:g}"]
         if opts.threads:
             args += ["-threads", str(opts.threads)]
