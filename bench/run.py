@@ -157,8 +157,11 @@ def run_cli(scenario: Path, out_dir: Path, *, variant: str | None = None, time_l
         cmd += ["--threads", str(threads)]
     lines: list[tuple[float, str]] = []
     t0 = time.monotonic()
+    # the child takes Ctrl-C as a user would, even when the bench itself runs as a background job
+    # (a non-interactive shell starts `cmd &` with SIGINT ignored, and children inherit that)
     proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=new_session)
+                            stderr=subprocess.PIPE, start_new_session=new_session,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def read() -> None:
         for raw in proc.stderr:
