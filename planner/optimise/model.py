@@ -29,6 +29,7 @@ month slot t occurs (= slot hours x hours_per_month / 24).
 from __future__ import annotations
 
 import re
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -71,6 +72,7 @@ class PlacementModel:
     mix: dict = field(default_factory=dict)  # (w, t) -> load of each of w's classes (cache of class_mix)
     slots: list = field(default_factory=list)
     H: dict = field(default_factory=dict)  # slot -> hours per month
+    deadline: float | None = None  # time.monotonic() by which the build must be done
 
     # ------------------------------------------------------------------ helpers
     def add_row(self, family: str, label: str, expr: pulp.LpAffineExpression, sense: int, rhs: float) -> None:
@@ -97,6 +99,11 @@ class PlacementModel:
                 grouped[key[0]].append((key[1:], v))
             cache[store] = grouped
         return cache[store].get(w, [])
+
+    def check_deadline(self) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise BuildDeadline(f"the model was not built within the time limit ({len(self.prob.constraints()):,} rows "
+                                "so far)")
 
     def replica_cat(self) -> str:
         return pulp.LpInteger if self.integrality == "replica" else pulp.LpContinuous
@@ -357,6 +364,7 @@ def define_failover(m: PlacementModel) -> None:
     res = cs.res
     by_w = cs.by_workload()
     for w in res.scenario.workloads:
+        m.check_deadline()
         prot = protected_classes(res, cs.loads, w.id)
         if not prot:
             continue
@@ -582,17 +590,24 @@ FAMILIES = (define_serving, define_capacity, define_instances, define_inventory,
             define_redundancy, define_failover, define_spot, define_replica_cuts)
 
 
-def build_model(cs: CandidateSet, integrality: str = "replica") -> PlacementModel:
-    """Build the MILP for a candidate set in the chosen integrality formulation."""
+class BuildDeadline(Exception):
+    """The model was not built by the deadline given to :func:`build_model`."""
+
+
+def build_model(cs: CandidateSet, integrality: str = "replica", deadline: float | None = None) -> PlacementModel:
+    """Build the MILP for a candidate set in the chosen integrality formulation; raises
+    :class:`BuildDeadline` once ``deadline`` (time.monotonic()) passes between families."""
     if integrality not in ("replica", "pooled"):
         raise ValueError(f"integrality must be replica or pooled, not {integrality!r}")
     s = cs.res.scenario
     prob = pulp.LpProblem(clean(f"placement_{s.name}"), pulp.LpMinimize)
-    m = PlacementModel(cs=cs, integrality=integrality, prob=prob)
+    m = PlacementModel(cs=cs, integrality=integrality, prob=prob, deadline=deadline)
     m.slots = [t.id for t in s.time_slots]
     m.H = {t.id: hours_per_month_of_slot(t, s.policies.hours_per_month) for t in s.time_slots}
     define_variables(m)
     for family in FAMILIES:
+        m.check_deadline()
         family(m)
+    m.check_deadline()
     define_objective(m)
     return m

@@ -40,7 +40,7 @@ from planner.optimise.backends import (
     solve_highs,
 )
 from planner.optimise.heuristics import greedy_start
-from planner.optimise.model import PlacementModel, build_model
+from planner.optimise.model import BuildDeadline, PlacementModel, build_model
 from planner.optimise.solve import model_size, plan_from_values, start_from_plan
 from planner.plan.plan import Plan, SolveRecord
 from planner.tolerance import TOL, ceil_tol, leq, whole
@@ -237,7 +237,13 @@ def _solve(cs: CandidateSet, opts: SolveOptions, form: str, clock: Clock, record
            say: Say) -> Plan:
     """Build, start, solve, round; see the module docstring. ``best`` collects checked plans."""
     t = time.monotonic()
-    m = build_model(cs, form)
+    try:
+        m = build_model(cs, form, clock.solver_deadline)
+    except BuildDeadline as exc:
+        record.model_status = "not built"
+        record.reasons = [f"{exc} ({time.monotonic() - t:.1f} s); raise --time-limit"]
+        record.time_s = clock.elapsed()
+        return Plan(solve=record)
     hm = HighsModel(m.prob)
     record.times_s["build"] = time.monotonic() - t
     size = model_size(m, hm)
@@ -352,7 +358,10 @@ def _support_start(cs: CandidateSet, m: PlacementModel, hm: HighsModel, opts: So
     used |= {(k[0], k[2], k[3]) for k, v in m.y.items() if lp[v.name] > TOL}
     if not used or len(used) >= len(cs.triples):
         return None
-    sm = build_model(cs.restricted(used), "replica")
+    try:
+        sm = build_model(cs.restricted(used), "replica", clock.share(0.25))
+    except BuildDeadline:
+        return None
     shm = HighsModel(sm.prob)
     sopts = SolveOptions(**{**opts.__dict__, "heuristic": True, "node_limit": None})
     out = solve_highs(sm, sopts, clock.share(0.25), None, None, say, shm, label="HiGHS (LP-support start)")
@@ -381,7 +390,15 @@ def _round_pooled(cs: CandidateSet, m: PlacementModel, hm: HighsModel, pooled: S
     used = {(r["workload"], r["site"], r["offer"]) for r in pplan.replicas}
     used |= {(s["workload"], s["site"], s["offer"]) for s in pplan.serving}
     method = "replica MILP restricted to the pooled plan's (workload, site, offer) support"
-    rm = build_model(cs.restricted(used), "replica")
+    try:
+        rm = build_model(cs.restricted(used), "replica", clock.solver_deadline)
+    except BuildDeadline:
+        out = SolveOutcome(status="no_plan", solver="highs", solver_version=pooled.solver_version, values=None,
+                           objective=None, bound=pooled.bound, gap=None, time_s=0.0, model_status="Time limit reached",
+                           notes=["rounding: the replica model of the pooled plan's support was not built in the "
+                                  "time left"])
+        return m, hm, out, {"pooled_objective": pooled.objective, "pooled_bound": pooled.bound,
+                            "rounded_objective": None, "added_usd_per_month": None, "method": method}
     rhm = HighsModel(rm.prob)
     ceiled = Plan(instances=[], replicas=[{**r, "replicas": float(ceil_tol(r["replicas"]))}
                                           for r in pplan.replicas], serving=pplan.serving, routes=pplan.routes,
@@ -400,7 +417,12 @@ def _round_pooled(cs: CandidateSet, m: PlacementModel, hm: HighsModel, pooled: S
     if rout.values is None and not rout.interrupted and clock.left(0.0) > 0.5:
         method = "full replica MILP (the pooled plan's support has no whole-replica plan)"
         full = True
-        rm = build_model(cs, "replica")
+        try:
+            rm = build_model(cs, "replica", clock.solver_deadline)
+        except BuildDeadline:
+            rout.notes.append("the full replica model was not built in the time left")
+            return rm, rhm, rout, {"pooled_objective": pooled.objective, "pooled_bound": pooled.bound,
+                                   "rounded_objective": None, "added_usd_per_month": None, "method": method}
         rhm = HighsModel(rm.prob)
         starts = []
         if best:
