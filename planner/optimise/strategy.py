@@ -331,6 +331,9 @@ def _finish(cs, m, hm, out: SolveOutcome, record: SolveRecord, clock: Clock, opt
         if out.status == "optimal":
             record.notes.append(f"the {best['label']} ({best['objective']:,.2f}) is cheaper than the plan called "
                                 "optimal; not optimal")
+        elif out.status == "infeasible":
+            record.notes.append(f"the solver called the model infeasible, but the {best['label']} is a checked plan "
+                                "of it; the stages disagree")
         record.status = "interrupted" if out.status == "interrupted" else "feasible"
         record.notes.append(f"the best checked plan ({best['label']}) is returned")
         record.gap = (max(0.0, (record.objective - record.bound) / max(abs(record.objective), 1e-9))
