@@ -25,10 +25,12 @@ def _err(msg: str) -> None:
 def _exit(code: int) -> None:
     """Leave with ``code``. When a HiGHS run that did not honour its cancel in time still runs
     (backends.CANCEL_GRACE_S), leave at once with os._exit: its thread must not meet the
-    interpreter's shutdown (everything is written and flushed by then)."""
+    interpreter's shutdown (everything is written and flushed by then). Not when the CLI is
+    embedded in another program (click's test runner swaps sys.stdout): the host process lives
+    on, and the run stops at its next interrupt check."""
     from planner.optimise.backends import abandoned_running
 
-    if abandoned_running():
+    if sys.stdout is sys.__stdout__ and abandoned_running():
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
