@@ -17,7 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from planner.derive.candidates import CandidateSet, build_candidates
-from planner.errors import InfeasibleError, NoPlanError  # noqa: F401 (public)
 from planner.input.catalog import load_catalog
 from planner.input.consistency import Resolved, check
 from planner.input.loader import load_raw

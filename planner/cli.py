@@ -47,10 +47,6 @@ def guarded(fn):
             return fn(*args, **kwargs)
         except PlannerError as exc:
             _err(f"error: {exc}" if not isinstance(exc, InputError) else str(exc))
-            reasons = getattr(exc, "reasons", None)
-            if reasons and len(reasons) > 1:
-                for r in reasons[1:6]:
-                    _err(f"  also: {r}")
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             _err("interrupted (Ctrl-C)")

@@ -57,22 +57,6 @@ class InputError(PlannerError):
         return f"{head}\n{body}" if head else body
 
 
-class InfeasibleError(PlannerError):
-    """The scenario admits no plan. Exit code 1, with the first explanation."""
-
-    exit_code = 1
-
-    def __init__(self, message: str, reasons: list[str] | None = None):
-        self.reasons = reasons or []
-        super().__init__(message)
-
-
-class NoPlanError(PlannerError):
-    """The solver found no plan within its limits. Exit code 1."""
-
-    exit_code = 1
-
-
 def did_you_mean(value: str, choices) -> str | None:
     """The closest known id to a misspelt one, or None."""
     import difflib

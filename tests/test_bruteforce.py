@@ -64,7 +64,6 @@ from planner import api
 from planner.api import SolveOptions
 from planner.derive.candidates import build_candidates
 from planner.derive.topology import rtt
-from planner.errors import InfeasibleError, NoPlanError
 from planner.input.catalog import load_catalog
 from planner.input.consistency import check, residency_allows
 from planner.input.loader import LoadedScenario
@@ -807,13 +806,8 @@ OPTIONS = {"gap": 0.0, "time_limit_s": 30}
 
 
 def _solve(res, form: str):
-    """(status, result or None); today's api raises on infeasible / no plan, the new one returns."""
-    try:
-        out = api.solve(res, SolveOptions(**OPTIONS), integrality=form)
-    except InfeasibleError:
-        return "infeasible", None
-    except NoPlanError:
-        return "no_plan", None
+    """(status, result): api.solve returns infeasible / no_plan as a status, it never raises."""
+    out = api.solve(res, SolveOptions(**OPTIONS), integrality=form)
     return out.data["solve"]["status"], out
 
 

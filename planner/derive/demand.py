@@ -54,6 +54,10 @@ class WorkloadLoad:
     def peak(self, slot: str) -> float:
         return sum(v for (_, _, t), v in self.peak_rps.items() if t == slot)
 
+    def loaded(self) -> set[tuple[str, str]]:
+        """(class key, user region) pairs with load in some slot."""
+        return {(k, u) for (k, u, _t), v in self.peak_rps.items() if v > 0}
+
     def slot_mix(self, slot: str) -> dict[str, float]:
         """Load of each class in ``slot``: peak rps summed over user regions (batch: requests/day)."""
         if self.batch_requests_per_day:

@@ -58,6 +58,7 @@ def greedy_start(m: PlacementModel) -> dict[str, float] | None:
             return None
         # standby may also sit on owned / buyable GPUs of declared sites (within power and inventory)
         standby = usable + [c for c in by_w[w.id] if res.sites[c.site].declared and c.tiers]
+        sites_of_w = sorted({c.site for c in by_w[w.id]})  # the sites that may be lost
 
         def price(c: Candidate, t: str) -> float:
             """USD per hour per request/s of the slot's class mix on this offer."""
@@ -137,7 +138,7 @@ def greedy_start(m: PlacementModel) -> dict[str, float] | None:
                 rep_n[(c.site, c.offer.id)] += extra
                 return True
 
-            if prot[w.id] and not _failover(m, w.id, t, prot[w.id], standby, rep_n, place_any, cap):
+            if prot[w.id] and not _failover(m, w.id, t, prot[w.id], standby, sites_of_w, rep_n, place_any, cap):
                 return None
             if w.redundancy.min_sites > 1:
                 have = {sid for sid, v in cap.items() if v > 0}
@@ -241,7 +242,8 @@ def _replica_price(m: PlacementModel, c: Candidate) -> float:
     return per_hour / max(c.shape.replicas_per_instance, 1)
 
 
-def _failover(m: PlacementModel, w: str, t: str, prot: list, ranked: list[Candidate], rep_n: dict, place,
+def _failover(m: PlacementModel, w: str, t: str, prot: list, ranked: list[Candidate], lost_sites: list[str],
+              rep_n: dict, place,
               cap: dict) -> bool:
     """Add replicas until, for every site that may be lost, the replicas at the other sites serve
     every protected class of every user region within the failover limits (the promise of
@@ -254,7 +256,6 @@ def _failover(m: PlacementModel, w: str, t: str, prot: list, ranked: list[Candid
     demand = [(key, load) for key, load in demand if load > 0]
     if not demand:
         return True
-    lost_sites = sorted({c.site for c in cs.by_workload()[w]})
     for lost in lost_sites:
         need: dict[tuple, float] = defaultdict(float)
         for (k, u), load in demand:

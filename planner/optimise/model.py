@@ -63,8 +63,6 @@ class PlacementModel:
     P: dict = field(default_factory=dict)
     fz: dict = field(default_factory=dict)
     fq: dict = field(default_factory=dict)
-    #: cost expressions by (kind, site, workload or "") for the report
-    cost_terms: dict = field(default_factory=dict)
     #: constraint name -> (family, readable label)
     rows: dict = field(default_factory=dict)
     cand: dict = field(default_factory=dict)  # (w, s, o) -> Candidate
@@ -485,8 +483,7 @@ def define_objective(m: PlacementModel) -> None:
                 if k:
                     terms[("egress_data", sid, w.id)].extend((v, a * k) for v, a in pairs)
     obj = []
-    for key, pairs in terms.items():
-        m.cost_terms[key] = pairs
+    for pairs in terms.values():
         obj.extend(pairs)
     if pol.carbon_usd_per_tonne > 0:
         for (sid, t), v in m.P.items():

@@ -102,7 +102,7 @@ def explain_no_candidates(cs: CandidateSet) -> list[str]:
             out.append(f"workload {w.id} has no candidate (site, offer): " + "; ".join(reasons[:6])
                        + (f" (and {len(reasons) - 6} more)" if len(reasons) > 6 else ""))
             continue
-        wl = cs.loads[w.id]
+        loaded = cs.loads[w.id].loaded()
         for u, sites in cs.routes.get(w.id, {}).items():
             reach = set(sites)
             here = [c for c in by_w[w.id] if c.site in reach]
@@ -111,9 +111,8 @@ def explain_no_candidates(cs: CandidateSet) -> list[str]:
                 out.append(f"workload {w.id}: users in {u} can reach no site that can run {w.model}: "
                            + ("; ".join(reasons[:4]) if reasons else "the reachable sites have no offer the model fits"))
                 continue
-            for lc in wl.classes:
-                if any(v > 0 for (k, uu, _t), v in wl.peak_rps.items() if k == lc.key and uu == u) and \
-                        not any(c.rps[lc.key].rps > 0 for c in here):
+            for lc in cs.loads[w.id].classes:
+                if (lc.key, u) in loaded and not any(c.rps[lc.key].rps > 0 for c in here):
                     why = sorted({c.rps[lc.key].limit for c in here})
                     out.append(f"workload {w.id}: no site users in {u} can reach runs class {lc.key} "
                                f"({'; '.join(why[:3])}). To fix: relax the class's TTFT/TPOT targets, shorten it, "
@@ -130,9 +129,10 @@ def explain_failover(cs: CandidateSet) -> list[str]:
     for w in res.scenario.workloads:
         prot = protected_classes(res, cs.loads, w.id)
         wl = cs.loads[w.id]
+        loaded = wl.loaded()
         for lc in prot:
             for u in wl.user_regions():
-                if not any(wl.peak_rps.get((lc.key, u, t), 0.0) > 0 for t in {k[2] for k in wl.peak_rps}):
+                if (lc.key, u) not in loaded:
                     continue
                 sites = cs.failover_sites.get((w.id, lc.key, u), [])
                 if len(sites) >= 2:
