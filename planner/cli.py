@@ -125,9 +125,11 @@ def validate(scenario: Path, variant: str | None, debug: bool, all_variants: boo
 @click.option("--quiet", is_flag=True, help="no progress on stderr")
 @click.option("--manifests", "manifests_dir", type=click.Path(path_type=Path), default=None,
               help="also render Terraform-like manifests of the plan here (see `planner manifests`)")
+@click.option("--write-lp", "write_lp", type=click.Path(path_type=Path), default=None,
+              help="also write the model that is solved (LP format, via PuLP) to this file")
 @guarded
 def solve(scenario: Path, variant, debug, out_dir, solver, time_limit, gap, threads, integrality, fmt, quiet,
-          manifests_dir=None):
+          manifests_dir=None, write_lp=None):
     """Build and solve the placement MILP; print a summary, write outputs with --out.
 
     Exit codes: 0 optimal or feasible, 1 infeasible / no plan / verification failed, 2 bad
@@ -144,12 +146,16 @@ def solve(scenario: Path, variant, debug, out_dir, solver, time_limit, gap, thre
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"--out {out_dir}: exists and is not a directory. To fix: give a directory (new or "
                          "existing) for result.json, plan.json, report.md and the CSVs", file="(command line)")
+    if write_lp is not None and write_lp.is_dir():
+        raise InputError(f"--write-lp {write_lp}: is a directory. To fix: give a file path, e.g. {write_lp}/model.lp",
+                         file="(command line)")
     say = (lambda m: None) if quiet else (lambda m: click.echo(f"[planner] {m}", err=True))
     try:
         res = api.load_scenario(scenario, variant)
         say(f"scenario {res.scenario.name} ({variant or 'base'}): {len(res.scenario.workloads)} workloads, "
             f"{len(res.sites)} sites")
-        opts = api.SolveOptions(solver=solver, time_limit_s=time_limit, gap=gap, threads=threads, started_at=started)
+        opts = api.SolveOptions(solver=solver, time_limit_s=time_limit, gap=gap, threads=threads, started_at=started,
+                                write_lp=str(write_lp) if write_lp is not None else None)
         result = api.solve(res, opts, integrality=integrality, progress=say)
     except (KeyboardInterrupt, api.Cancelled):
         _err("interrupted (Ctrl-C) before any plan was found; nothing written")

@@ -114,3 +114,18 @@ def test_result_schema_command():
     r = run("schema", "--result")
     assert r.exit_code == 0
     assert json.loads(r.stdout)["properties"]["schema_version"]["const"] == "1.1"
+
+
+def test_write_lp_writes_the_solved_model(tmp_path):
+    from click.testing import CliRunner
+
+    from planner.cli import main
+
+    path = tmp_path / "sub" / "tiny.lp"
+    r = CliRunner().invoke(main, ["solve", "tests/data/tiny.yaml", "--write-lp", str(path), "--quiet"])
+    assert r.exit_code == 0, r.output
+    text = path.read_text()
+    assert text.startswith("\\* placement_tiny *\\") and "Subject To" in text and "capacity__" in text
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]
+    r = CliRunner().invoke(main, ["solve", "tests/data/tiny.yaml", "--write-lp", str(tmp_path), "--quiet"])
+    assert r.exit_code == 2 and "is a directory" in r.output

@@ -1,4 +1,5 @@
-"""Model-building tests: inspect the LP that PuLP builds, without trusting a solve."""
+"""Model-building tests: inspect the model (its arrays and the PuLP problem made from them),
+without trusting a solve."""
 
 from __future__ import annotations
 
@@ -44,10 +45,10 @@ def test_variables_exist_only_for_candidates(eu):
     allowed = {(w, u, s) for w, us in cs.routes.items() for u, ss in us.items() for s in ss}
     assert {(w, u, s) for (w, u, s, _t) in m.x} == allowed
     # integrality: replicas and instances integer in the replica form, replicas continuous in pooled
-    assert all(v.cat == "Integer" for v in m.r.values())
+    assert all(m.col_kind[v] == "I" for v in m.r.values())
     pooled = build_model(cs, "pooled")
-    assert all(v.cat == "Continuous" for v in pooled.r.values())
-    assert all(v.cat == "Integer" for v in pooled.n.values())
+    assert all(pooled.col_kind[v] == "C" for v in pooled.r.values())
+    assert all(pooled.col_kind[v] == "I" for v in pooled.n.values())
 
 
 def test_model_size_is_sum_over_allowed_pairs_not_product(eu):
@@ -76,7 +77,7 @@ def test_failover_rows_are_one_flow_per_lost_site_and_slot(eu):
             for v, a in c.items():
                 assert not v.name.startswith("r_") or a == -1.0
             r_names = {v.name for v, a in c.items() if v.name.startswith("r_")}
-            spot = {m.r[k].name for k in m.r if k[3] == "spot"}
+            spot = {m.col_name(m.r[k]) for k in m.r if k[3] == "spot"}
             assert not (r_names & spot), "spot replicas never count in failover"
     # a lost site's own columns never appear in its scenario
     for (_w, lost, _k, _u, sid, _t) in m.fz:
@@ -92,7 +93,7 @@ def test_failover_uses_each_class_own_rate(eu):
     c = m.cand[(w, s, o)]
     row = next(r for r in m.prob.constraints() if r.name == f"fo_capacity__{clean('__'.join([w, lost, o, t]))}")
     coefs = {v.name: a for v, a in row.items()}
-    assert coefs[m.fq[(w, lost, k, s, o, t)].name] == pytest.approx(1.0 / c.rps[k].rps)
+    assert coefs[m.col_name(m.fq[(w, lost, k, s, o, t)])] == pytest.approx(1.0 / c.rps[k].rps)
 
 
 def test_every_family_is_present(eu):
@@ -111,7 +112,7 @@ def test_capacity_row_uses_per_class_throughput(eu):
     for lc in m.cs.loads[w].classes:
         key = (w, lc.key, s, o, t)
         if key in m.y:
-            assert coefs[m.y[key].name] == pytest.approx(1.0 / c.rps[lc.key].rps)
+            assert coefs[m.col_name(m.y[key])] == pytest.approx(1.0 / c.rps[lc.key].rps)
 
 
 def test_lp_file_writes(tmp_path, eu):
@@ -148,3 +149,34 @@ def test_replica_nplus1_cut_keeps_the_exact_optimum(scenario, monkeypatch, tmp_p
     without = solve_plan(cs, api.SolveOptions(gap=0.0, time_limit_s=60), "replica")
     assert with_cuts.solve.status == without.solve.status == "optimal"
     assert with_cuts.solve.objective == pytest.approx(without.solve.objective, rel=1e-9)
+
+
+def test_arrays_and_pulp_problem_are_the_same_model(eu):
+    """The arrays HiGHS gets and the PuLP problem (CBC, --write-lp) hold the same rows, columns,
+    bounds, integrality and objective; no row repeats a column."""
+    import numpy as np
+
+    _res, _cs, m = eu
+    a = m.arrays()
+    prob = m.to_pulp()
+    cols = prob.variables()
+    assert len(cols) == a.n == m.n_cols and len(prob.constraints()) == m.n_rows
+    pos = {n: j for j, n in enumerate(m.col_names())}
+    for v in cols:
+        j = pos[v.name]
+        assert (v.lowBound if v.lowBound is not None else -np.inf) == a.lb[j]
+        assert (v.upBound if v.upBound is not None else np.inf) == a.ub[j]
+        assert (v.cat == "Integer") == bool(a.is_int[j])
+    obj = np.zeros(a.n)
+    for v, c in prob.objective.items():
+        obj[pos[v.name]] = c
+    assert np.allclose(obj, a.cost, rtol=0, atol=0)
+    for i, c in enumerate(prob.constraints()):
+        name = c.name
+        assert name == m.row_name(i)
+        lo, hi = a.starts[i], a.starts[i + 1]
+        row = dict(zip(a.index[lo:hi].tolist(), a.value[lo:hi].tolist(), strict=True))
+        assert len(row) == hi - lo, f"row {name} repeats a column"
+        assert {pos[v.name]: x for v, x in c.items()} == row
+        assert (c.getLb() if c.getLb() is not None else -np.inf) == a.row_lo[i]
+        assert (c.getUb() if c.getUb() is not None else np.inf) == a.row_hi[i]

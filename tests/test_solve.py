@@ -124,3 +124,37 @@ def test_cbc_solves_small_instance_to_the_same_optimum():
     assert c.data["solve"]["solver"] == "cbc" and c.data["solve"]["status"] == "optimal"
     assert c.data["solve"]["objective"] == pytest.approx(h.data["solve"]["objective"], rel=1e-9)
     assert api.verify(res, c).ok
+
+
+@pytest.mark.parametrize("example", ["eu_saas", "global_chat", "embeddings_pipeline"])
+def test_pulp_problem_and_highs_arrays_agree_on_every_example(example):
+    """One definition, two back-ends: the PuLP problem made from the model (what CBC and
+    --write-lp get) and the arrays HiGHS gets have the same LP-relaxation optimum, CBC on the
+    first and HiGHS on the second, for every shipped example (replica and pooled forms)."""
+    import pulp
+
+    from planner.derive.candidates import build_candidates
+    from planner.optimise.backends import cbc_path, lp_relaxation
+    from planner.optimise.model import build_model
+
+    cs = build_candidates(api.load_scenario(f"workloads/{example}.yaml"))
+    for form in ("replica", "pooled"):
+        m = build_model(cs, form)
+        x, highs_obj = lp_relaxation(m, deadline=__import__("time").monotonic() + 120)
+        prob = m.to_pulp()
+        status = prob.solve(pulp.COIN_CMD(path=cbc_path(), mip=False, msg=False))
+        assert pulp.LpStatus[status] == "Optimal"
+        assert pulp.value(prob.objective) == pytest.approx(highs_obj, rel=1e-7)
+
+
+@pytest.mark.parametrize("scenario", ["workloads/embeddings_pipeline.yaml", "tests/data/repro/nplus1_classes.yaml"])
+def test_cbc_and_highs_reach_the_same_optimum(scenario):
+    """The MILP itself: CBC (on the PuLP problem) and HiGHS (on the arrays) prove the same
+    optimum. (CBC does not close eu_saas/global_chat with exact N+1 in a unit test's time:
+    measured 73 s and > 120 s on this machine; their agreement is checked on the LP above.)"""
+    res = api.load_scenario(scenario)
+    opts = dict(gap=0.0, time_limit_s=120)
+    h = api.solve(res, SolveOptions(solver="highs", **opts), integrality="replica")
+    c = api.solve(res, SolveOptions(solver="cbc", **opts), integrality="replica")
+    assert h.data["solve"]["status"] == c.data["solve"]["status"] == "optimal"
+    assert c.data["solve"]["objective"] == pytest.approx(h.data["solve"]["objective"], rel=1e-9)

@@ -53,6 +53,8 @@ class SolveOptions:
     #: time.monotonic() when the user's clock started (the CLI: when it began reading the
     #: scenario); the whole run, outputs included, must end by started_at + time_limit_s
     started_at: float | None = None
+    #: write the model (PuLP's LP format, names from the index tables) here once it is built
+    write_lp: str | None = None
 
 
 @dataclass
@@ -78,55 +80,45 @@ class Cancelled(Exception):
 
 
 class HighsModel:
-    """The PuLP problem as a highspy model (bulk build), with the row check every returned plan
-    must pass."""
+    """The model's arrays as a highspy model (one bulk call), with the row check every returned
+    plan must pass."""
 
-    def __init__(self, prob: pulp.LpProblem):
+    def __init__(self, m):
         import highspy
 
         self.hs = highspy
-        self.vars = prob.variables()
-        self.names = [v.name for v in self.vars]
-        idx = {name: i for i, name in enumerate(self.names)}
-        n = len(self.vars)
-        inf = highspy.kHighsInf
-        self.lb = np.array([-inf if v.lowBound is None else float(v.lowBound) for v in self.vars])
-        self.ub = np.array([inf if v.upBound is None else float(v.upBound) for v in self.vars])
-        cost = np.zeros(n)
-        for v, a in prob.objective.items():
-            cost[idx[v.name]] += a
-        self.cost = cost
-        self.offset = float(prob.objective.constant or 0.0)
-        self.is_int = np.array([v.cat == pulp.LpInteger for v in self.vars], dtype=bool)
-        starts, index, value, lo, hi = [0], [], [], [], []
-        self.row_names = []
-        for c in prob.constraints():
-            for v, a in c.items():
-                if a != 0:
-                    index.append(idx[v.name])
-                    value.append(a)
-            starts.append(len(index))
-            lo.append(-inf if c.getLb() is None else c.getLb())
-            hi.append(inf if c.getUb() is None else c.getUb())
-            self.row_names.append(c.name)
-        self.row_of = np.repeat(np.arange(len(lo)), np.diff(np.array(starts)))
-        self.col_of = np.array(index, dtype=np.int64)
-        self.coef = np.array(value, dtype=float)
-        self.row_lo, self.row_hi = np.array(lo, dtype=float), np.array(hi, dtype=float)
+        self.m = m
+        a = m.arrays()
+        n = a.n
+        self.lb, self.ub, self.cost, self.offset = a.lb, a.ub, a.cost, a.offset
+        self.is_int = a.is_int
+        self.row_lo, self.row_hi = a.row_lo, a.row_hi
+        self.col_of, self.coef = a.index, a.value
+        self.row_of = a.row_of
         h = new_highs()
-        h.addVars(n, self.lb, self.ub)
+        inf = highspy.kHighsInf
+        h.addVars(n, np.where(np.isfinite(self.lb), self.lb, -inf), np.where(np.isfinite(self.ub), self.ub, inf))
         if n:
-            h.changeColsCost(n, np.arange(n, dtype=np.int32), cost)
-        if len(lo):
-            h.addRows(len(lo), self.row_lo, self.row_hi, len(index), np.array(starts[:-1], dtype=np.int32),
-                      np.array(index, dtype=np.int32), self.coef)
+            h.changeColsCost(n, np.arange(n, dtype=np.int32), self.cost)
+        if len(self.row_lo):
+            h.addRows(len(self.row_lo), np.where(np.isfinite(self.row_lo), self.row_lo, -inf),
+                      np.where(np.isfinite(self.row_hi), self.row_hi, inf), len(a.index),
+                      a.starts[:-1].astype(np.int32), a.index.astype(np.int32), a.value)
         self.h = h
         self.int_idx = np.flatnonzero(self.is_int).astype(np.int32)
         self.set_integrality(True)
 
     @property
+    def names(self) -> list[str]:
+        return self.m.col_names()
+
+    @property
+    def row_names(self) -> list[str]:
+        return self.m.row_names()
+
+    @property
     def n(self) -> int:
-        return len(self.vars)
+        return len(self.lb)
 
     def set_integrality(self, integer: bool) -> None:
         if len(self.int_idx):
@@ -136,12 +128,17 @@ class HighsModel:
     def values(self) -> np.ndarray:
         return np.array(self.h.getSolution().col_value, dtype=float)
 
-    def vector(self, by_name: dict[str, float]) -> np.ndarray:
-        pos = {name: i for i, name in enumerate(self.names)}
+    def vector(self, values: dict) -> np.ndarray:
+        """A vector of the columns from {column number: value} (or {column name: value})."""
         x = np.zeros(self.n)
-        for name, val in by_name.items():
-            if name in pos:
-                x[pos[name]] = val
+        pos = None
+        for key, val in values.items():
+            if isinstance(key, str):
+                pos = pos or {name: i for i, name in enumerate(self.names)}
+                if key in pos:
+                    x[pos[key]] = val
+            else:
+                x[key] = val
         return x
 
     def snap(self, x: np.ndarray) -> np.ndarray:
@@ -162,11 +159,11 @@ class HighsModel:
             return ["non-finite values"]
         scale = np.maximum(1.0, np.abs(x))
         bad = np.flatnonzero((x < self.lb - TOL * scale) | (x > self.ub + TOL * scale))
-        out += [f"bound of {self.names[i]}: {x[i]!r} not in [{self.lb[i]}, {self.ub[i]}]" for i in bad[:limit]]
+        out += [f"bound of {self.m.col_name(i)}: {x[i]!r} not in [{self.lb[i]}, {self.ub[i]}]" for i in bad[:limit]]
         k = self.int_idx
         if len(k):
             frac = np.abs(x[k] - np.round(x[k])) > TOL * np.maximum(1.0, np.abs(x[k]))
-            out += [f"{self.names[i]} = {x[i]!r} is not whole" for i in k[frac][:limit]]
+            out += [f"{self.m.col_name(i)} = {x[i]!r} is not whole" for i in k[frac][:limit]]
         terms = self.coef * x[self.col_of]
         act = np.bincount(self.row_of, weights=terms, minlength=len(self.row_lo))
         mag = np.bincount(self.row_of, weights=np.abs(terms), minlength=len(self.row_lo))
@@ -174,7 +171,8 @@ class HighsModel:
         hi_fin = np.where(np.isfinite(self.row_hi), np.abs(self.row_hi), 0.0)
         slack = TOL * np.maximum.reduce([np.ones_like(mag), mag, lo_fin, hi_fin])
         bad = np.flatnonzero((act < self.row_lo - slack) | (act > self.row_hi + slack))
-        out += [f"row {self.row_names[i]}: {act[i]!r} not in [{self.row_lo[i]}, {self.row_hi[i]}]" for i in bad[:limit]]
+        out += [f"row {self.m.row_name(i)}: {act[i]!r} not in [{self.row_lo[i]}, {self.row_hi[i]}]"
+                for i in bad[:limit]]
         return out
 
     def feasible(self, x: np.ndarray) -> bool:
@@ -322,11 +320,11 @@ def _live_line(label: str, elapsed: float, live: dict) -> str:
     return f"{label}: {elapsed:5.1f} s, {best}, {bound}, {g}"
 
 
-def lp_relaxation(prob: pulp.LpProblem, deadline: float,
-                  progress: Callable[[str], None] | None = None) -> tuple[dict[str, float], float] | None:
-    """(values by variable name, objective) of the LP relaxation solved by simplex (a valid
-    lower bound: crossover is on), or None if not solved to optimality before the deadline."""
-    hm = HighsModel(prob)
+def lp_relaxation(m, deadline: float,
+                  progress: Callable[[str], None] | None = None) -> tuple[np.ndarray, float] | None:
+    """(column values, objective) of the LP relaxation solved by simplex (a valid lower bound:
+    crossover is on), or None if not solved to optimality before the deadline."""
+    hm = HighsModel(m)
     hm.set_integrality(False)
     hm.h.setOptionValue("time_limit", max(0.2, deadline - time.monotonic()))
     stop = run_highs(hm.h, deadline, progress, "HiGHS (LP relaxation)")
@@ -337,7 +335,7 @@ def lp_relaxation(prob: pulp.LpProblem, deadline: float,
     values = hm.values()
     if not np.all(np.isfinite(values)):
         return None
-    return dict(zip(hm.names, values.tolist(), strict=True)), hm.objective(values)
+    return values, hm.objective(values)
 
 
 def _lp_rounding(hm: HighsModel, deadline: float) -> tuple[np.ndarray | None, float | None]:
@@ -374,7 +372,7 @@ def solve_highs(m, opts: SolveOptions, deadline: float, starts: list[tuple[str, 
     import highspy
 
     t0 = time.monotonic()
-    hm = hm or HighsModel(m.prob)
+    hm = hm or HighsModel(m)
     h = hm.h
     ms = highspy.HighsModelStatus
     version = f"HiGHS {h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}"
@@ -619,7 +617,8 @@ def solve_cbc(m, hm: HighsModel, opts: SolveOptions, deadline: float) -> SolveOu
     user = False
     with tempfile.TemporaryDirectory(prefix="planner-cbc-") as tmp:
         mps, sol = os.path.join(tmp, "model.mps"), os.path.join(tmp, "model.sol")
-        vs, vnames, cnames, _obj = m.prob.writeMPS(mps, rename=1)
+        prob = m.to_pulp()
+        vs, vnames, cnames, _obj = prob.writeMPS(mps, rename=1)
         args = [path, mps, "-sec", f"{max(1.0, 0.75 * left):.1f}", "-ratio", f"{opts.gap}",
                 "-primalT", f"{TOL:g}", "-integerT", f"{TOL:g}"]
         if opts.threads:
@@ -644,7 +643,7 @@ def solve_cbc(m, hm: HighsModel, opts: SolveOptions, deadline: float) -> SolveOu
             return SolveOutcome("interrupted" if user else "no_plan", "cbc", "CBC", None, None, None, None, elapsed,
                                 "Interrupted by user" if user else "no solution file", notes=notes, interrupted=user)
         reader = pulp.COIN_CMD(path=path, msg=False)
-        status_code, values, _dj, _pi, _slack, sol_status = reader.readsol_MPS(sol, m.prob, vs, vnames, cnames)
+        status_code, values, _dj, _pi, _slack, sol_status = reader.readsol_MPS(sol, prob, vs, vnames, cnames)
     x = hm.snap(hm.vector(values))
     if sol_status == pulp.LpSolutionOptimal:
         status = "optimal"

@@ -167,23 +167,23 @@ def greedy_start(m: PlacementModel) -> dict[str, float] | None:
         q = res.sites[sid].quota_gpus.get(acc)
         if q is not None and g > q:
             return None
-    values: dict[str, float] = {}
+    values: dict[int, float] = {}
     for key, v in m.x.items():
-        values[v.name] = xs.get(key, 0.0)
+        values[v] = xs.get(key, 0.0)
     for key, v in m.y.items():
-        values[v.name] = ys.get(key, 0.0)
+        values[v] = ys.get(key, 0.0)
     for key, v in m.r.items():
-        values[v.name] = float(reps.get(key, 0))
+        values[v] = float(reps.get(key, 0))
     for key, v in m.n.items():
-        values[v.name] = float(inst.get(key, 0))
+        values[v] = float(inst.get(key, 0))
     for v in m.P.values():
-        values[v.name] = 0.0
+        values[v] = 0.0
     busy_sites = {sid for (_w, sid, _o, _tau, _t), n in reps.items() if n > 0}
     for sid, v in m.open.items():
-        values[v.name] = 1.0 if sid in busy_sites else 0.0
+        values[v] = 1.0 if sid in busy_sites else 0.0
     used_sites = {(w, sid) for (w, sid, _o, _tau, _t), n in reps.items() if n > 0}
     for key, v in m.used.items():
-        values[v.name] = 1.0 if key in used_sites else 0.0
+        values[v] = 1.0 if key in used_sites else 0.0
     # the continuous rest (failover flows, power, replica counts of the cuts) is completed by an
     # LP with these whole numbers fixed (backends.HighsModel.complete)
     return values

@@ -28,12 +28,13 @@ month slot t occurs (= slot hours x hours_per_month / 24).
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-import pulp
+import numpy as np
 
 from planner.derive.candidates import BASELINE_TIERS, Candidate, CandidateSet, protected_classes
 from planner.derive.demand import hours_per_month_of_slot, mix_rate, response_gb
@@ -48,11 +49,45 @@ def clean(text: str) -> str:
     return _NAME_BAD.sub("_", text.lower()).strip("_")
 
 
+#: row senses (the same numbers as PuLP's)
+LE, EQ, GE = -1, 0, 1
+#: column kinds
+CONT, INT, BIN = "C", "I", "B"
+
+
+@dataclass
+class ModelArrays:
+    """The model as arrays: what HiGHS takes in one call (CSR rows), and what the row check reads."""
+
+    lb: np.ndarray
+    ub: np.ndarray
+    is_int: np.ndarray
+    cost: np.ndarray
+    offset: float
+    row_lo: np.ndarray
+    row_hi: np.ndarray
+    starts: np.ndarray  # CSR row starts (len rows + 1)
+    index: np.ndarray  # column of each nonzero
+    value: np.ndarray  # coefficient of each nonzero
+
+    @property
+    def n(self) -> int:
+        return len(self.lb)
+
+    @property
+    def row_of(self) -> np.ndarray:
+        return np.repeat(np.arange(len(self.row_lo)), np.diff(self.starts))
+
+
 @dataclass
 class PlacementModel:
+    """The MILP as index tables and arrays. A decision store (``x``, ``y``, ``r``, ...) maps a
+    decision key to its column number; each family appends its rows as (column, coefficient)
+    lists. :meth:`arrays` hands the whole matrix to HiGHS; :meth:`to_pulp` produces the same
+    problem as a PuLP model (CBC, ``--write-lp``, inspection) with names from the index tables."""
+
     cs: CandidateSet
     integrality: str  # "replica" or "pooled"
-    prob: pulp.LpProblem
     x: dict = field(default_factory=dict)
     y: dict = field(default_factory=dict)
     r: dict = field(default_factory=dict)
@@ -63,33 +98,56 @@ class PlacementModel:
     P: dict = field(default_factory=dict)
     fz: dict = field(default_factory=dict)
     fq: dict = field(default_factory=dict)
-    #: constraint name -> (family, readable label)
-    rows: dict = field(default_factory=dict)
     cand: dict = field(default_factory=dict)  # (w, s, o) -> Candidate
     offers: dict = field(default_factory=dict)  # (s, o) -> Offer
     mix: dict = field(default_factory=dict)  # (w, t) -> load of each of w's classes (cache of class_mix)
     slots: list = field(default_factory=list)
     H: dict = field(default_factory=dict)  # slot -> hours per month
     deadline: float | None = None  # time.monotonic() by which the build must be done
+    name: str = "placement"
+    # columns
+    col_lb: list = field(default_factory=list)
+    col_ub: list = field(default_factory=list)
+    col_kind: list = field(default_factory=list)
+    col_tag: list = field(default_factory=list)  # (prefix, number within its store): the column's name
+    # rows
+    row_family: list = field(default_factory=list)
+    row_label: list = field(default_factory=list)
+    row_sense: list = field(default_factory=list)
+    row_rhs: list = field(default_factory=list)
+    row_len: list = field(default_factory=list)
+    nz_col: list = field(default_factory=list)
+    nz_val: list = field(default_factory=list)
+    objective: list = field(default_factory=list)  # (column, coefficient) pairs
+    _arrays: ModelArrays | None = None
 
-    # ------------------------------------------------------------------ helpers
-    def add_row(self, family: str, label: str, expr: pulp.LpAffineExpression, sense: int, rhs: float) -> None:
-        name = f"{family}__{clean(label)}"
-        if name in self.rows:
-            i = 2
-            while f"{name}_{i}" in self.rows:
-                i += 1
-            name = f"{name}_{i}"
-        self.rows[name] = (family, label)
-        self.prob.addConstraint(pulp.LpConstraint(expr, sense=sense, rhs=rhs, name=name))
+    # ------------------------------------------------------------------ building
+    def add_row(self, family: str, label: str, pairs, sense: int, rhs: float) -> None:
+        """One row: sum of coefficient x column over ``pairs`` (sense) rhs."""
+        cols = [j for j, _a in pairs]
+        self.nz_col.extend(cols)
+        self.nz_val.extend(a for _j, a in pairs)
+        self.row_len.append(len(cols))
+        self.row_family.append(family)
+        self.row_label.append(label)
+        self.row_sense.append(sense)
+        self.row_rhs.append(float(rhs))
 
-    def var(self, store: dict, key, prefix: str, low=0.0, up=None, cat=pulp.LpContinuous) -> pulp.LpVariable:
-        v = self.prob.add_variable(f"{prefix}_{len(store)}", lowBound=low, upBound=up, cat=cat)
-        store[key] = v
-        return v
+    def var(self, store: dict, key, prefix: str, low=0.0, up=None, cat=CONT) -> int:
+        j = len(self.col_lb)
+        self.col_tag.append((prefix, len(store)))
+        self.col_lb.append(low)
+        self.col_ub.append(up)
+        self.col_kind.append(cat)
+        store[key] = j
+        return j
+
+    def set_objective(self, pairs) -> None:
+        self.objective = list(pairs)
+        self._arrays = None
 
     def by_workload(self, store: str, w: str) -> list:
-        """((key without the workload), variable) pairs of one workload in a store, grouped once."""
+        """((key without the workload), column) pairs of one workload in a store, grouped once."""
         cache = self.__dict__.setdefault("_by_w", {})
         if store not in cache:
             grouped: dict[str, list] = defaultdict(list)
@@ -100,15 +158,136 @@ class PlacementModel:
 
     def check_deadline(self) -> None:
         if self.deadline is not None and time.monotonic() > self.deadline:
-            raise BuildDeadline(f"the model was not built within the time limit ({len(self.prob.constraints()):,} rows "
+            raise BuildDeadline(f"the model was not built within the time limit ({len(self.row_family):,} rows "
                                 "so far)")
 
     def replica_cat(self) -> str:
-        return pulp.LpInteger if self.integrality == "replica" else pulp.LpContinuous
+        return INT if self.integrality == "replica" else CONT
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def n_cols(self) -> int:
+        return len(self.col_lb)
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.row_family)
+
+    def arrays(self) -> ModelArrays:
+        """The whole model as arrays (cached): bounds, integrality, objective, CSR rows."""
+        if self._arrays is not None:
+            return self._arrays
+        inf = math.inf
+        n = self.n_cols
+        lb = np.array([-inf if v is None else float(v) for v in self.col_lb], dtype=float)
+        ub = np.array([inf if v is None else float(v) for v in self.col_ub], dtype=float)
+        kind = np.array(self.col_kind, dtype=object) if n else np.zeros(0, dtype=object)
+        is_int = (kind == INT) | (kind == BIN) if n else np.zeros(0, dtype=bool)
+        cost = np.zeros(n)
+        if self.objective:
+            oc = np.fromiter((j for j, _a in self.objective), dtype=np.int64, count=len(self.objective))
+            ov = np.fromiter((a for _j, a in self.objective), dtype=float, count=len(self.objective))
+            np.add.at(cost, oc, ov)
+        sense = np.array(self.row_sense, dtype=np.int8)
+        rhs = np.array(self.row_rhs, dtype=float)
+        row_lo = np.where(sense == LE, -inf, rhs)
+        row_hi = np.where(sense == GE, inf, rhs)
+        index = np.array(self.nz_col, dtype=np.int64)
+        value = np.array(self.nz_val, dtype=float)
+        lens = np.array(self.row_len, dtype=np.int64)
+        keep = value != 0
+        if not keep.all():
+            row_of = np.repeat(np.arange(len(lens)), lens)
+            index, value = index[keep], value[keep]
+            lens = np.bincount(row_of[keep], minlength=len(lens))
+        starts = np.zeros(len(lens) + 1, dtype=np.int64)
+        np.cumsum(lens, out=starts[1:])
+        self._arrays = ModelArrays(lb=lb, ub=ub, is_int=is_int, cost=cost, offset=0.0, row_lo=row_lo, row_hi=row_hi,
+                                   starts=starts, index=index, value=value)
+        return self._arrays
+
+    def col_name(self, j: int) -> str:
+        prefix, k = self.col_tag[j]
+        return f"{prefix}_{k}"
+
+    def col_names(self) -> list[str]:
+        return [f"{p}_{k}" for p, k in self.col_tag]
+
+    def row_names(self) -> list[str]:
+        """Unique PuLP-safe row names: family__label ([a-z0-9_]), numbered when a label repeats."""
+        cache = self.__dict__.get("_row_names")
+        if cache is not None and len(cache) == self.n_rows:
+            return cache
+        seen: dict[str, int] = {}
+        out = []
+        for fam, label in zip(self.row_family, self.row_label, strict=True):
+            name = f"{fam}__{clean(label)}"
+            if name in seen:
+                seen[name] += 1
+                i = seen[name]
+                while f"{name}_{i}" in seen:
+                    i += 1
+                name = f"{name}_{i}"
+            seen.setdefault(name, 1)
+            out.append(name)
+        self.__dict__["_row_names"] = out
+        return out
+
+    def row_name(self, i: int) -> str:
+        return self.row_names()[i]
+
+    @property
+    def rows(self) -> dict:
+        """row name -> (family, readable label)."""
+        return dict(zip(self.row_names(), zip(self.row_family, self.row_label, strict=True), strict=True))
+
+    def to_pulp(self):
+        """The same problem as a PuLP model (names from the index tables): for CBC, for
+        ``--write-lp`` and for anyone who wants to open the model."""
+        import pulp
+
+        a = self.arrays()
+        prob = pulp.LpProblem(clean(self.name) or "placement", pulp.LpMinimize)
+        cat = {CONT: pulp.LpContinuous, INT: pulp.LpInteger, BIN: pulp.LpBinary}
+        cols = []
+        for j, name in enumerate(self.col_names()):
+            lo = None if not math.isfinite(a.lb[j]) else float(a.lb[j])
+            hi = None if not math.isfinite(a.ub[j]) else float(a.ub[j])
+            cols.append(prob.add_variable(name, lowBound=lo, upBound=hi, cat=cat[self.col_kind[j]]))
+        prob.setObjective(pulp.LpAffineExpression([(cols[j], float(c)) for j, c in enumerate(a.cost) if c != 0]))
+        for i, name in enumerate(self.row_names()):
+            lo, hi = a.starts[i], a.starts[i + 1]
+            expr = pulp.LpAffineExpression([(cols[j], float(v)) for j, v in zip(a.index[lo:hi].tolist(),
+                                                                                a.value[lo:hi].tolist(), strict=True)])
+            sense = self.row_sense[i]
+            prob.addConstraint(pulp.LpConstraint(expr, sense=sense, rhs=self.row_rhs[i], name=name))
+        return prob
+
+    def write_lp(self, path) -> None:
+        """The model in LP format (via PuLP), written atomically (temp file + rename)."""
+        import os
+        from pathlib import Path
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            self.to_pulp().writeLP(str(tmp))
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    @property
+    def prob(self):
+        """The PuLP model (built on first use, cached)."""
+        if "_prob" not in self.__dict__:
+            self.__dict__["_prob"] = self.to_pulp()
+        return self.__dict__["_prob"]
 
 
-def _expr(pairs) -> pulp.LpAffineExpression:
-    return pulp.LpAffineExpression(pairs)
+def _expr(pairs) -> list:
+    return pairs if isinstance(pairs, list) else list(pairs)
 
 
 # ====================================================================== variables
@@ -146,13 +325,13 @@ def define_variables(m: PlacementModel) -> None:
         for tau in tiers:
             if tau in BASELINE_TIERS:
                 up = o.owned if tau == "owned" else (o.buyable if tau == "bought" else None)
-                m.var(m.n, (sid, oid, tau), "n", 0, up, pulp.LpInteger)
+                m.var(m.n, (sid, oid, tau), "n", 0, up, INT)
             else:
                 for t in m.slots:
-                    m.var(m.n, (sid, oid, tau, t), "n", 0, None, pulp.LpInteger)
+                    m.var(m.n, (sid, oid, tau, t), "n", 0, None, INT)
     for sid, site in cs.res.sites.items():
         if site.declared and any(k[0] == sid for k in site_offers):
-            m.var(m.open, sid, "open", 0, 1, pulp.LpBinary)
+            m.var(m.open, sid, "open", 0, 1, BIN)
             for t in m.slots:
                 m.var(m.P, (sid, t), "p", 0.0, None)
 
@@ -177,14 +356,14 @@ def define_serving(m: PlacementModel) -> None:
         wl = cs.loads[w.id]
         if w.is_batch:
             for lc in wl.classes:
-                m.add_row("serve", f"{w.id}__{lc.key}", _expr(y_wk.get((w.id, lc.key), [])), pulp.LpConstraintEQ,
+                m.add_row("serve", f"{w.id}__{lc.key}", _expr(y_wk.get((w.id, lc.key), [])), EQ,
                           wl.batch_requests_per_day[lc.key])
             continue
         routes = cs.routes[w.id]
         for u, sites in routes.items():
             for t in m.slots:
                 m.add_row("route", f"{w.id}__{u}__{t}", _expr([(m.x[(w.id, u, sid, t)], 1.0) for sid in sites]),
-                          pulp.LpConstraintEQ, 1.0)
+                          EQ, 1.0)
         sites_of_w = sorted({sid for ss in routes.values() for sid in ss})
         for sid in sites_of_w:
             for lc in wl.classes:
@@ -196,7 +375,7 @@ def define_serving(m: PlacementModel) -> None:
                             pairs.append((m.x[(w.id, u, sid, t)], -load))
                     if len(pairs) == 0:
                         continue
-                    m.add_row("split", f"{w.id}__{lc.key}__{sid}__{t}", _expr(pairs), pulp.LpConstraintEQ, 0.0)
+                    m.add_row("split", f"{w.id}__{lc.key}__{sid}__{t}", _expr(pairs), EQ, 0.0)
 
 
 def define_capacity(m: PlacementModel) -> None:
@@ -220,7 +399,7 @@ def define_capacity(m: PlacementModel) -> None:
         pairs += [(v, -(d if tau == "spot" else 1.0)) for tau, v in rs]
         if len(pairs) == len(rs):
             continue  # nothing to serve here in this slot
-        m.add_row("capacity", f"{w}__{oid}__{t}", _expr(pairs), pulp.LpConstraintLE, 0.0)
+        m.add_row("capacity", f"{w}__{oid}__{t}", _expr(pairs), LE, 0.0)
 
 
 def define_instances(m: PlacementModel) -> None:
@@ -238,7 +417,7 @@ def define_instances(m: PlacementModel) -> None:
         nkey = (sid, oid, tau) if tau in BASELINE_TIERS else (sid, oid, tau, t)
         nv = m.n[nkey]
         m.add_row("instances", f"{oid}__{tau}__{t}", _expr(pairs + [(nv, -m.offers[(sid, oid)].gpus)]),
-                  pulp.LpConstraintLE, 0.0)
+                  LE, 0.0)
 
 
 def define_inventory(m: PlacementModel) -> None:
@@ -257,7 +436,7 @@ def define_inventory(m: PlacementModel) -> None:
         for t in ([key[3]] if len(key) == 4 else m.slots):
             by[(sid, o.accelerator, t)].append((v, o.gpus))
     for (sid, acc, t), pairs in sorted(by.items()):
-        m.add_row("quota", f"{sid}__{acc}__{t}", _expr(pairs), pulp.LpConstraintLE,
+        m.add_row("quota", f"{sid}__{acc}__{t}", _expr(pairs), LE,
                   float(res.sites[sid].quota_gpus[acc]))
 
 
@@ -286,8 +465,8 @@ def define_power(m: PlacementModel) -> None:
         if phi > 0:
             pairs += [(v, gpu_kw_factor(site, o) * phi) for v, o in installed[sid]]
         pairs += [(v, gpu_kw_factor(site, c.offer) * (1.0 - phi) * c.shape.gpus) for v, c in used[(sid, t)]]
-        m.add_row("power_def", f"{sid}__{t}", _expr(pairs), pulp.LpConstraintEQ, 0.0)
-        m.add_row("power_cap", f"{sid}__{t}", _expr([(pv, 1.0)]), pulp.LpConstraintLE, float(site.power_budget_kw))
+        m.add_row("power_def", f"{sid}__{t}", _expr(pairs), EQ, 0.0)
+        m.add_row("power_cap", f"{sid}__{t}", _expr([(pv, 1.0)]), LE, float(site.power_budget_kw))
 
 
 def define_sites(m: PlacementModel) -> None:
@@ -297,9 +476,9 @@ def define_sites(m: PlacementModel) -> None:
         sid = key[0]
         if sid not in m.open:
             continue
-        ub = v.upBound
+        ub = m.col_ub[v]
         m.add_row("site_open", f"{key[1]}__{key[2]}", _expr([(v, 1.0), (m.open[sid], -float(ub))]),
-                  pulp.LpConstraintLE, 0.0)
+                  LE, 0.0)
 
 
 def class_mix(m: PlacementModel, w: str, t: str) -> dict[str, float]:
@@ -332,11 +511,11 @@ def define_redundancy(m: PlacementModel) -> None:
             for tau in c.tiers:
                 r_at[c.site].extend(m.r[(w.id, c.site, c.offer.id, tau, t)] for t in m.slots)
         for sid in sites:
-            u = m.var(m.used, (w.id, sid), "used", 0, 1, pulp.LpBinary)
+            u = m.var(m.used, (w.id, sid), "used", 0, 1, BIN)
             pairs = [(u, 1.0)] + [(v, -1.0) for v in r_at[sid]]
-            m.add_row("site_used", f"{w.id}__{sid}", _expr(pairs), pulp.LpConstraintLE, 0.0)
+            m.add_row("site_used", f"{w.id}__{sid}", _expr(pairs), LE, 0.0)
         m.add_row("min_sites", w.id, _expr([(m.used[(w.id, sid)], 1.0) for sid in sites]),
-                  pulp.LpConstraintGE, float(w.redundancy.min_sites))
+                  GE, float(w.redundancy.min_sites))
 
 
 def define_failover(m: PlacementModel) -> None:
@@ -391,7 +570,7 @@ def define_failover(m: PlacementModel) -> None:
                             v = m.var(m.fz, (w.id, lost, k, u, sid, t), "fz")
                             pairs.append((v, 1.0))
                             into[sid].append((v, -1.0))
-                        m.add_row("fo_route", f"{w.id}__{lost}__{k}__{u}__{t}", _expr(pairs), pulp.LpConstraintEQ,
+                        m.add_row("fo_route", f"{w.id}__{lost}__{k}__{u}__{t}", _expr(pairs), EQ,
                                   demand[(k, u)])
                     for sid, zs in sorted(into.items()):
                         pairs = list(zs)
@@ -400,11 +579,11 @@ def define_failover(m: PlacementModel) -> None:
                                 v = m.var(m.fq, (w.id, lost, k, sid, c.offer.id, t), "fq")
                                 pairs.append((v, 1.0))
                                 cap_rows[(sid, c.offer.id)].append((v, 1.0 / c.rps[k].rps))
-                        m.add_row("fo_split", f"{w.id}__{lost}__{k}__{sid}__{t}", _expr(pairs), pulp.LpConstraintEQ,
+                        m.add_row("fo_split", f"{w.id}__{lost}__{k}__{sid}__{t}", _expr(pairs), EQ,
                                   0.0)
                 for (sid, oid), pairs in sorted(cap_rows.items()):
                     pairs = pairs + [(v, -1.0) for v in ns_r[(sid, oid, t)]]
-                    m.add_row("fo_capacity", f"{w.id}__{lost}__{oid}__{t}", _expr(pairs), pulp.LpConstraintLE, 0.0)
+                    m.add_row("fo_capacity", f"{w.id}__{lost}__{oid}__{t}", _expr(pairs), LE, 0.0)
 
 
 def define_spot(m: PlacementModel) -> None:
@@ -425,7 +604,7 @@ def define_spot(m: PlacementModel) -> None:
         if tau == "spot":
             has_spot.add((w, t))
     for key in sorted(has_spot):
-        m.add_row("spot_cap", f"{key[0]}__{key[1]}", _expr(by[key]), pulp.LpConstraintLE, 0.0)
+        m.add_row("spot_cap", f"{key[0]}__{key[1]}", _expr(by[key]), LE, 0.0)
 
 
 # ====================================================================== objective
@@ -502,7 +681,7 @@ def define_objective(m: PlacementModel) -> None:
             rate = sum(val for (_k, uu, tt), val in cs.loads[w].mean_rps.items() if uu == u and tt == t)
             rate *= m.H[t] / s.policies.hours_per_month  # the slot's share of the month
             obj.append((v, (link.rtt_ms or 0.0) * rate * pol.latency_usd_per_ms_per_rps))
-    m.prob.setObjective(_expr(obj))
+    m.set_objective(obj)
 
 
 def site_share_exprs(m: PlacementModel, w: str) -> dict[str, list]:
@@ -570,16 +749,16 @@ def define_replica_cuts(m: PlacementModel) -> None:
                     need += load / best[(w.id, k)]
             if need <= TOL or not r_by[(w.id, t)]:
                 continue
-            m.add_row("replica_cut", f"{w.id}__{t}", _expr(r_by[(w.id, t)]), pulp.LpConstraintGE,
+            m.add_row("replica_cut", f"{w.id}__{t}", _expr(r_by[(w.id, t)]), GE,
                       float(ceil_tol(need)))
             if w.redundancy.mode == "n_plus_1":
                 ns = [(v, 1.0) for v, tau, _s in r_site[(w.id, t)] if tau != "spot"]
                 R = m.var(m.T, (w.id, t, "replicas"), "rcnt", 0.0)
                 m.add_row("nplus1_cut_total", f"{w.id}__{t}", _expr([(R, 1.0)] + [(v, -a) for v, a in ns]),
-                          pulp.LpConstraintEQ, 0.0)
+                          EQ, 0.0)
                 for sid in sorted({sid for _v, _tau, sid in r_site[(w.id, t)]}):
                     own = [(v, -1.0) for v, tau, s2 in r_site[(w.id, t)] if s2 == sid and tau != "spot"]
-                    m.add_row("nplus1_cut", f"{w.id}__{sid}__{t}", _expr([(R, 1.0)] + own), pulp.LpConstraintGE,
+                    m.add_row("nplus1_cut", f"{w.id}__{sid}__{t}", _expr([(R, 1.0)] + own), GE,
                               float(ceil_tol(need)))
 
 
@@ -597,8 +776,7 @@ def build_model(cs: CandidateSet, integrality: str = "replica", deadline: float 
     if integrality not in ("replica", "pooled"):
         raise ValueError(f"integrality must be replica or pooled, not {integrality!r}")
     s = cs.res.scenario
-    prob = pulp.LpProblem(clean(f"placement_{s.name}"), pulp.LpMinimize)
-    m = PlacementModel(cs=cs, integrality=integrality, prob=prob, deadline=deadline)
+    m = PlacementModel(cs=cs, integrality=integrality, deadline=deadline, name=f"placement_{s.name}")
     m.slots = [t.id for t in s.time_slots]
     m.H = {t.id: hours_per_month_of_slot(t, s.policies.hours_per_month) for t in s.time_slots}
     define_variables(m)

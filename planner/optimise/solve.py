@@ -20,16 +20,16 @@ NOISE = 1e-12
 
 def plan_from_values(m: PlacementModel, hm: HighsModel, x: np.ndarray) -> Plan:
     """Decision tables of a checked solution vector (integer columns are whole)."""
-    val = dict(zip(hm.names, np.asarray(x, dtype=float).tolist(), strict=True))
+    val = np.asarray(x, dtype=float)
     plan = Plan()
     for key, v in m.n.items():
-        count = int(round(val[v.name]))
+        count = int(round(val[v]))
         if count > 0:
             plan.instances.append({"site": key[0], "offer": key[1], "tier": key[2],
                                    "slot": key[3] if len(key) == 4 else None, "count": count})
     for (w, sid, oid, tau, t), v in m.r.items():
-        reps = val[v.name]
-        if v.cat == "Integer":
+        reps = val[v]
+        if m.integrality == "replica":
             reps = float(round(reps))
         if reps <= NOISE:
             continue
@@ -37,14 +37,14 @@ def plan_from_values(m: PlacementModel, hm: HighsModel, x: np.ndarray) -> Plan:
         plan.replicas.append({"workload": w, "site": sid, "offer": oid, "tier": tau, "slot": t,
                               "replicas": reps, "gpus": reps * c.shape.gpus})
     for (w, k, sid, oid, t), v in m.y.items():
-        rps = val[v.name]
+        rps = val[v]
         if rps > NOISE:
             plan.serving.append({"workload": w, "class": k, "site": sid, "offer": oid, "slot": t, "rps": rps})
     for (w, u, sid, t), v in m.x.items():
-        share = val[v.name]
+        share = val[v]
         if share > NOISE:
             plan.routes.append({"workload": w, "user_region": u, "site": sid, "slot": t, "share": share})
-    plan.open_sites = sorted(sid for sid, v in m.open.items() if val[v.name] > 0.5)
+    plan.open_sites = sorted(sid for sid, v in m.open.items() if val[v] > 0.5)
     # a declared site that holds GPUs is open even where its open variable was free (no fixed cost)
     gpu_sites = {i["site"] for i in plan.instances} | {r["site"] for r in plan.replicas}
     plan.open_sites = sorted(set(plan.open_sites) | {sid for sid in gpu_sites if sid in m.open})
@@ -55,34 +55,34 @@ def start_from_plan(m: PlacementModel, hm: HighsModel, plan: Plan) -> np.ndarray
     """A vector of the model's columns holding the Plan's decisions, mapped by decision key
     (decisions the model has no column for are dropped; columns the plan does not mention are 0).
     The continuous rest is completed by :meth:`HighsModel.complete`."""
-    by_name: dict[str, float] = {}
+    by_name: dict[int, float] = {}
     for i in plan.instances:
         key = (i["site"], i["offer"], i["tier"]) if i["slot"] is None else (i["site"], i["offer"], i["tier"], i["slot"])
         if key in m.n:
-            by_name[m.n[key].name] = float(i["count"])
+            by_name[m.n[key]] = float(i["count"])
     used: set[tuple[str, str]] = set()
     for r in plan.replicas:
         key = (r["workload"], r["site"], r["offer"], r["tier"], r["slot"])
         if key in m.r:
-            by_name[m.r[key].name] = float(r["replicas"])
+            by_name[m.r[key]] = float(r["replicas"])
             if r["replicas"] > 0:
                 used.add((r["workload"], r["site"]))
     for sv in plan.serving:
         key = (sv["workload"], sv["class"], sv["site"], sv["offer"], sv["slot"])
         if key in m.y:
-            by_name[m.y[key].name] = float(sv["rps"])
+            by_name[m.y[key]] = float(sv["rps"])
     for rt in plan.routes:
         key = (rt["workload"], rt["user_region"], rt["site"], rt["slot"])
         if key in m.x:
-            by_name[m.x[key].name] = float(rt["share"])
+            by_name[m.x[key]] = float(rt["share"])
     for sid, v in m.open.items():
-        by_name[v.name] = 1.0 if sid in plan.open_sites else 0.0
+        by_name[v] = 1.0 if sid in plan.open_sites else 0.0
     for key, v in m.used.items():
-        by_name[v.name] = 1.0 if key in used else 0.0
+        by_name[v] = 1.0 if key in used else 0.0
     return hm.vector(by_name)
 
 
 def model_size(m: PlacementModel, hm: HighsModel) -> dict:
-    return {"variables": hm.n, "integer_variables": int(len(hm.int_idx)), "constraints": len(hm.row_names),
+    return {"variables": hm.n, "integer_variables": int(len(hm.int_idx)), "constraints": m.n_rows,
             "failover_variables": len(m.fz) + len(m.fq),
-            "failover_constraints": sum(1 for fam, _ in m.rows.values() if fam.startswith("fo_"))}
+            "failover_constraints": sum(1 for fam in m.row_family if fam.startswith("fo_"))}

@@ -244,12 +244,17 @@ def _solve(cs: CandidateSet, opts: SolveOptions, form: str, clock: Clock, record
         record.reasons = [f"{exc} ({time.monotonic() - t:.1f} s); raise --time-limit"]
         record.time_s = clock.elapsed()
         return Plan(solve=record)
-    hm = HighsModel(m.prob)
+    hm = HighsModel(m)
     record.times_s["build"] = time.monotonic() - t
     size = model_size(m, hm)
     record.model_size = size
     say(f"model ({form}): {size['variables']:,} variables ({size['failover_variables']:,} for N+1 failover), "
         f"{size['constraints']:,} constraints, built in {record.times_s['build']:.2f} s")
+    if opts.write_lp:
+        t = time.monotonic()
+        m.write_lp(opts.write_lp)
+        record.times_s["write_lp"] = time.monotonic() - t
+        say(f"wrote the model ({form} form) to {opts.write_lp} in {record.times_s['write_lp']:.2f} s")
     if opts.solver == "cbc":
         out = solve_cbc(m, hm, opts, clock.solver_deadline)
         return _finish(cs, m, hm, out, record, clock, opts, None, best)
@@ -294,14 +299,12 @@ def _solve(cs: CandidateSet, opts: SolveOptions, form: str, clock: Clock, record
 
 
 def _replica_columns(m: PlacementModel, hm: HighsModel) -> np.ndarray:
-    pos = {name: i for i, name in enumerate(hm.names)}
-    return np.array([pos[v.name] for v in m.r.values()], dtype=np.int64)
+    return np.fromiter(m.r.values(), dtype=np.int64, count=len(m.r))
 
 
 def _whole(m: PlacementModel, hm: HighsModel, out: SolveOutcome) -> bool:
     """The pooled plan's replicas are already whole (it is then a plan of the replica form)."""
-    val = dict(zip(hm.names, out.values.tolist(), strict=True))
-    return all(whole(val[v.name]) for v in m.r.values())
+    return all(whole(v) for v in out.values[_replica_columns(m, hm)].tolist())
 
 
 def _finish(cs, m, hm, out: SolveOutcome, record: SolveRecord, clock: Clock, opts, rounding, best: dict) -> Plan:
@@ -351,21 +354,21 @@ def _support_start(cs: CandidateSet, m: PlacementModel, hm: HighsModel, opts: So
     """A starting plan from the LP relaxation's support: the replica MILP restricted to the
     (workload, site, offer) triples the LP uses, solved in a quarter of the budget, mapped back
     onto the full model by decision key and completed."""
-    relaxed = lp_relaxation(m.prob, clock.share(0.25), say)
+    relaxed = lp_relaxation(m, clock.share(0.25), say)
     if relaxed is None:
         return None
     lp, lp_obj = relaxed
     say(f"LP relaxation: {lp_obj:,.2f} USD/month (a lower bound)")
     bounds.append(lp_obj)
-    used = {k[:3] for k, v in m.r.items() if lp[v.name] > 1e-7}
-    used |= {(k[0], k[2], k[3]) for k, v in m.y.items() if lp[v.name] > TOL}
+    used = {k[:3] for k, v in m.r.items() if lp[v] > 1e-7}
+    used |= {(k[0], k[2], k[3]) for k, v in m.y.items() if lp[v] > TOL}
     if not used or len(used) >= len(cs.triples):
         return None
     try:
         sm = build_model(cs.restricted(used), "replica", clock.share(0.25))
     except BuildDeadline:
         return None
-    shm = HighsModel(sm.prob)
+    shm = HighsModel(sm)
     sopts = SolveOptions(**{**opts.__dict__, "heuristic": True, "node_limit": None})
     out = solve_highs(sm, sopts, clock.share(0.25), None, None, say, shm, label="HiGHS (LP-support start)")
     if out.interrupted:
@@ -402,7 +405,7 @@ def _round_pooled(cs: CandidateSet, m: PlacementModel, hm: HighsModel, pooled: S
                                   "time left"])
         return m, hm, out, {"pooled_objective": pooled.objective, "pooled_bound": pooled.bound,
                             "rounded_objective": None, "added_usd_per_month": None, "method": method}
-    rhm = HighsModel(rm.prob)
+    rhm = HighsModel(rm)
     ceiled = Plan(instances=[], replicas=[{**r, "replicas": float(ceil_tol(r["replicas"]))}
                                           for r in pplan.replicas], serving=pplan.serving, routes=pplan.routes,
                   open_sites=pplan.open_sites)
@@ -426,7 +429,7 @@ def _round_pooled(cs: CandidateSet, m: PlacementModel, hm: HighsModel, pooled: S
             rout.notes.append("the full replica model was not built in the time left")
             return rm, rhm, rout, {"pooled_objective": pooled.objective, "pooled_bound": pooled.bound,
                                    "rounded_objective": None, "added_usd_per_month": None, "method": method}
-        rhm = HighsModel(rm.prob)
+        rhm = HighsModel(rm)
         starts = []
         if best:
             sx = rhm.complete(start_from_plan(rm, rhm, best["plan"]), clock.share(0.2))
