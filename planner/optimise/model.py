@@ -527,11 +527,14 @@ def define_failover(m: PlacementModel) -> None:
     For every workload w with protected classes P_w (candidates.protected_classes), slot t with
     protected load, and candidate site l of w:
 
-      fo_route:    sum_{s in F(w,k,u), s != l} fz[w,l,k,u,s,t] = L[w,k,u,t]    k in P_w, u: L > 0
+      fo_route:    sum_{s in F(w,k,g), s != l} fz[w,l,k,g,s,t] = sum_{u in g} L[w,k,u,t]
+                                                        k in P_w, g: regions u (L > 0) of equal F(w,k,u)
       fo_split:    sum_o fq[w,l,k,s,o,t] = sum_u fz[w,l,k,u,s,t]                 k in P_w, s != l
       fo_capacity: sum_k fq[w,l,k,s,o,t] / rho[w,k,o] <= sum_{tau != spot} r[w,s,o,tau,t]
 
     F(w,k,u) = candidates.failover_sites (residency, RTT <= failover limit, an offer runs k).
+    User regions with the same F are one commodity g (exact: a flow of their summed load splits
+    back per region in proportion, every region of g being allowed the same sites).
     Spot is excluded (it may vanish at the same moment). Losing a site where w has no candidate
     leaves more capacity than losing one where it has, so those scenarios are implied. Size: per
     (w, t), |S_w| copies of a flow over the protected classes' routes and offers; linear in the
@@ -559,19 +562,28 @@ def define_failover(m: PlacementModel) -> None:
             demand = {key: load for key, load in demand.items() if load > 0}
             if not demand:
                 continue
+            # user regions of a class with the same failover sites are one commodity: any flow of
+            # their summed load splits back per region in proportion (the sites allowed are the same)
+            groups: dict[str, list[tuple[str, tuple[str, ...], float]]] = defaultdict(list)
+            by_sites: dict[tuple, list[str]] = defaultdict(list)
+            for (k, u) in sorted(demand):
+                by_sites[(k, tuple(cs.failover_sites.get((w.id, k, u), [])))].append(u)
+            for (k, fsites), us in sorted(by_sites.items()):
+                label = us[0] if len(us) == 1 else f"{us[0]}+{len(us) - 1}"
+                groups[k].append((label, fsites, sum(demand[(k, u)] for u in us)))
             for lost in lost_sites:
                 cap_rows: dict[tuple[str, str], list] = defaultdict(list)
-                for k in sorted({k for k, _u in demand}):
+                for k in sorted(groups):
                     into: dict[str, list] = defaultdict(list)
-                    for u in sorted({u for kk, u in demand if kk == k}):
-                        sites = [sid for sid in cs.failover_sites.get((w.id, k, u), []) if sid != lost]
+                    for u, fsites, load in groups[k]:
                         pairs = []
-                        for sid in sites:
+                        for sid in fsites:
+                            if sid == lost:
+                                continue
                             v = m.var(m.fz, (w.id, lost, k, u, sid, t), "fz")
                             pairs.append((v, 1.0))
                             into[sid].append((v, -1.0))
-                        m.add_row("fo_route", f"{w.id}__{lost}__{k}__{u}__{t}", _expr(pairs), EQ,
-                                  demand[(k, u)])
+                        m.add_row("fo_route", f"{w.id}__{lost}__{k}__{u}__{t}", _expr(pairs), EQ, load)
                     for sid, zs in sorted(into.items()):
                         pairs = list(zs)
                         for c in cands:
