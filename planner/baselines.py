@@ -76,6 +76,8 @@ class _State:
         self.serving: dict[tuple, float] = defaultdict(float)  # (w, class, site, offer, slot) -> rps
         self.routes: dict[tuple, float] = defaultdict(float)  # (w, user region, site, slot) -> share
         self.open: set[str] = set()
+        self.quota_g: dict[tuple, float] = defaultdict(float)  # (site, accelerator, slot) -> GPUs of instances
+        self.kw: dict[tuple, float] = defaultdict(float)  # (declared site, slot) -> facility kW
 
     # ------------------------------------------------------------------ what an option costs
     def tiers(self, c: Candidate) -> list[str]:
@@ -112,19 +114,10 @@ class _State:
         return True
 
     def _quota_use(self, sid: str, acc: str, t: str) -> float:
-        offers = {o.id: o for o in self.res.sites[sid].offers if o.accelerator == acc}
-        g = sum(n * offers[oid].gpus for (s, oid, _tau), n in self.base_inst.items() if s == sid and oid in offers)
-        return g + sum(n * offers[oid].gpus for (s, oid, _tau, tt), n in self.burst_inst.items()
-                       if s == sid and tt == t and oid in offers)
+        return self.quota_g[(sid, acc, t)]
 
     def _power_kw(self, sid: str, t: str) -> float:
-        site = self.res.sites[sid]
-        phi = site.idle_power_fraction
-        offers = {o.id: o for o in site.offers}
-        kw = sum(gpu_kw_factor(site, offers[oid]) * phi * n * offers[oid].gpus
-                 for (s, oid, tau), n in self.base_inst.items() if s == sid and tau in ("owned", "bought"))
-        return kw + sum(gpu_kw_factor(site, offers[oid]) * (1 - phi) * g
-                        for (s, oid, _tau, tt), g in self.gpus_used.items() if s == sid and tt == t)
+        return self.kw[(sid, t)]
 
     def _marginal(self, c: Candidate, tier: str, t: str, gpus: float, new: int) -> float:
         """USD/month the step adds (instances, opening, electricity; egress is added by the caller)."""
@@ -164,6 +157,15 @@ class _State:
             self.base_inst[(c.site, c.offer.id, tier)] += new
         else:
             self.burst_inst[(c.site, c.offer.id, tier, t)] += new
+        o, site = c.offer, self.res.sites[c.site]
+        for tt in (self.slots if tier in BASE else [t]):
+            self.quota_g[(c.site, o.accelerator, tt)] += new * o.gpus
+        if site.declared:
+            f = gpu_kw_factor(site, o)
+            phi = site.idle_power_fraction
+            for tt in self.slots:
+                self.kw[(c.site, tt)] += f * phi * new * o.gpus if tier in ("owned", "bought") else 0.0
+            self.kw[(c.site, t)] += f * (1 - phi) * extra * c.shape.gpus
         if self.res.sites[c.site].declared and (extra or new):
             self.open.add(c.site)
 
