@@ -209,10 +209,19 @@ def _measured() -> dict[tuple[str, str], float]:
 def _rtt_ok(user: tuple[float, float], ukey: str | None, site: dict, slo: float) -> bool:
     """Within the SLO: the measured RTT where the catalog has the pair (the planner prefers it),
     else the modelled RTT with a 15 ms margin."""
-    measured = _measured().get((ukey, site.get("key")))
+    rtt_ms, measured = _pair_rtt(tuple(user), ukey, site.get("key"), tuple(site["point"]))
+    return rtt_ms <= (slo if measured else slo - 15.0)
+
+
+@lru_cache(maxsize=None)
+def _pair_rtt(user: tuple[float, float], ukey: str | None, skey: str | None,
+              point: tuple[float, float]) -> tuple[float, bool]:
+    """(RTT ms, measured?) of a user region and a site, computed once per pair (the 5000x300 rung
+    asks for millions of pairs over a few tens of thousands of distinct ones)."""
+    measured = _measured().get((ukey, skey))
     if measured is not None:
-        return measured <= slo
-    return modelled_rtt_ms(user, site["point"]) <= slo - 15.0
+        return measured, True
+    return modelled_rtt_ms(user, point), False
 
 
 def _reachable(user: tuple[float, float], sites: list[dict], slo: float, accs: set[str],

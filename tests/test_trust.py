@@ -24,7 +24,7 @@ EXAMPLES = sorted(Path("workloads").glob("*.yaml"))
 
 def _without_timing(data: dict) -> dict:
     data = json.loads(json.dumps(data))
-    for k in ("time_s", "times_s"):
+    for k in ("time_s", "times_s", "first_plan_s"):
         data["solve"].pop(k, None)
     return data
 

@@ -224,6 +224,7 @@ def solve_plan(cs: CandidateSet, opts: SolveOptions, integrality: str = "auto", 
         record.start = best["label"]
         record.notes.append(f"interrupted (Ctrl-C); the best checked plan so far ({best['label']}) is returned")
         record.time_s = clock.elapsed()
+        record.first_plan_s = best["first_at"] - clock.t0
         plan.solve = record
         return plan
 
@@ -231,6 +232,7 @@ def solve_plan(cs: CandidateSet, opts: SolveOptions, integrality: str = "auto", 
 def _keep(best: dict, plan: Plan, objective: float, label: str) -> None:
     if not best or objective < best["objective"]:
         best.update(plan=plan, objective=objective, label=label)
+    best.setdefault("first_at", time.monotonic())
 
 
 def _solve(cs: CandidateSet, opts: SolveOptions, form: str, clock: Clock, record: SolveRecord, best: dict,
@@ -345,6 +347,8 @@ def _finish(cs, m, hm, out: SolveOutcome, record: SolveRecord, clock: Clock, opt
     elif out.status == "interrupted" and out.values is None:
         raise Cancelled("interrupted before any plan was found")
     record.time_s = clock.elapsed()
+    if plan.has_plan:
+        record.first_plan_s = best.get("first_at", time.monotonic()) - clock.t0
     plan.solve = record
     return plan
 

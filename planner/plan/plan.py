@@ -70,6 +70,8 @@ class SolveRecord:
     options: dict = field(default_factory=dict)
     model_size: dict | None = None
     times_s: dict = field(default_factory=dict)
+    #: seconds on the user's clock (SolveOptions.started_at) until the first checked plan was held
+    first_plan_s: float | None = None
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}

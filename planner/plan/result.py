@@ -612,7 +612,7 @@ def result_json_schema() -> dict[str, Any]:
         notes=strings, reasons=strings,
         options=map_of({"anyOf": [scalar, strings]}),
         model_size={"type": ["object", "null"], "additionalProperties": int0_n},
-        times_s=map_of(num0),
+        times_s=map_of(num0), first_plan_s=num0_n,
     )
     busy_note = "replica-time used by normal serving, in replicas of this row (see planner.plan.result)"
     placements = rows(
