@@ -38,7 +38,7 @@ import json
 import math
 import random
 import sys
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 CATALOGS = Path(__file__).resolve().parents[1] / "catalogs"
@@ -213,7 +213,7 @@ def _rtt_ok(user: tuple[float, float], ukey: str | None, site: dict, slo: float)
     return rtt_ms <= (slo if measured else slo - 15.0)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _pair_rtt(user: tuple[float, float], ukey: str | None, skey: str | None,
               point: tuple[float, float]) -> tuple[float, bool]:
     """(RTT ms, measured?) of a user region and a site, computed once per pair (the 5000x300 rung

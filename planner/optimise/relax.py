@@ -29,7 +29,7 @@ def lp_bound(cs: CandidateSet, options: SolveOptions | None = None, integrality:
     t = time.monotonic()
     try:
         m = build_model(cs, form, deadline)
-        hm = HighsModel(m.prob)
+        hm = HighsModel(m)
     except BuildDeadline:
         out["build_s"] = time.monotonic() - t
         return out
