@@ -149,6 +149,7 @@ def greedy_start(m: PlacementModel) -> dict[str, float] | None:
                         have.add(c.site)
                 if len(have) < w.redundancy.min_sites:
                     return None
+    _reserve_steady(m, reps)
     # instances for the replicas; quotas
     gpus: dict[tuple, float] = defaultdict(float)
     for (w, sid, oid, tau, t), n in reps.items():
@@ -187,6 +188,52 @@ def greedy_start(m: PlacementModel) -> dict[str, float] | None:
     # the continuous rest (failover flows, power, replica counts of the cuts) is completed by an
     # LP with these whole numbers fixed (backends.HighsModel.complete)
     return values
+
+
+def _reserve_steady(m: PlacementModel, reps: dict[tuple, int]) -> None:
+    """On-demand instances a cloud offer holds through the day cost less reserved: per (site,
+    offer), the j-th instance (counting each slot's on-demand instances) is reserved when a month
+    of it reserved costs less than on-demand in the slots that need at least j instances. Where
+    the site has a quota for the accelerator, only instances busy in every slot are reserved (no
+    slot's quota use grows). Whole replicas move from on_demand to reserved, largest first (their
+    GPUs are powers of two dividing the instance, so the reserved instances fill exactly); every
+    workload there must be allowed the reserved tier. The capacity per slot is unchanged."""
+    res = m.cs.res
+    hpm = res.scenario.policies.hours_per_month
+    od: dict[tuple, list] = defaultdict(list)
+    for (w, sid, oid, tau, t), n in reps.items():
+        if tau == "on_demand" and n > 0:
+            od[(sid, oid)].append((w, t, n, m.cand[(w, sid, oid)].shape.gpus))
+    for (sid, oid), rows in sorted(od.items()):
+        o = m.offers[(sid, oid)]
+        if not o.reserved_usd_hr or not o.ondemand_usd_hr:
+            continue
+        if any("reserved" not in m.cand[(w, sid, oid)].tiers for w, _t, _n, _g in rows):
+            continue
+        per_t: dict[str, float] = defaultdict(float)
+        for _w, t, n, g in rows:
+            per_t[t] += n * g
+        n_t = {t: ceil_tol(per_t.get(t, 0.0) / o.gpus) for t in m.slots}
+        if o.accelerator in res.sites[sid].quota_gpus:
+            J = min(n_t.values()) if o.reserved_usd_hr * hpm < o.ondemand_usd_hr * hpm else 0
+        else:
+            J = 0
+            for j in range(1, max(n_t.values()) + 1):
+                if o.reserved_usd_hr * hpm < sum(o.ondemand_usd_hr * m.H[t] for t, k in n_t.items() if k >= j):
+                    J = j
+                else:
+                    break
+        if J <= 0:
+            continue
+        for t in m.slots:
+            room = J * o.gpus
+            for w, _t, n, g in sorted((r for r in rows if r[1] == t), key=lambda r: (-r[3], r[0])):
+                move = min(n, int(room // g))
+                if move <= 0:
+                    continue
+                reps[(w, sid, oid, "on_demand", t)] -= move
+                reps[(w, sid, oid, "reserved", t)] += move
+                room -= move * g
 
 
 class _Declared:

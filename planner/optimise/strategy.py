@@ -460,6 +460,19 @@ def _round_pooled(cs: CandidateSet, m: PlacementModel, hm: HighsModel, pooled: S
     bounds = [b for b in (pooled.bound, rout.bound if full else None) if b is not None]
     bound = max(bounds) if bounds else None
     obj = rout.objective
+    if bound is not None and not leq(bound, obj) and clock.left(0.0) > 0.5 and not rout.interrupted:
+        # HiGHS 1.16's presolve was measured proving a pooled "optimum" above a whole-replica plan
+        # (demand sitting exactly on a capacity step at the 1e-9 tolerance); solve the pooled form
+        # again without presolve before giving up the bound
+        again = _pooled_without_presolve(m, hm, opts, clock, say)
+        if again is not None and again.bound is not None and leq(again.bound, obj):
+            rout.notes.append(f"the pooled bound ({bound:,.4f}) lay above the whole-replica plan ({obj:,.4f}); the "
+                              f"pooled form solved again without presolve gives {again.bound:,.4f}")
+            pooled = again
+            rounding["pooled_objective"], rounding["pooled_bound"] = again.objective, again.bound
+            rounding["added_usd_per_month"] = obj - again.objective if again.objective is not None else None
+            bounds = [b for b in (again.bound, rout.bound if full else None) if b is not None]
+            bound = max(bounds)
     if bound is not None and not leq(bound, obj):
         rout.notes.append(f"the pooled bound ({bound:,.4f}) lies above the whole-replica plan ({obj:,.4f}): the "
                           "forms disagree; no bound is quoted and the plan is not called optimal")
@@ -470,6 +483,22 @@ def _round_pooled(cs: CandidateSet, m: PlacementModel, hm: HighsModel, pooled: S
         proved = pooled.status == "optimal" or full and rout.status == "optimal"
         rout.status = "optimal" if proved and rout.gap is not None and rout.gap <= opts.gap + TOL else "feasible"
     return rm, rhm, rout, rounding
+
+
+def _pooled_without_presolve(m: PlacementModel, hm: HighsModel, opts: SolveOptions, clock: Clock,
+                             say: Say) -> SolveOutcome | None:
+    """The pooled form solved again with HiGHS's presolve off (a second opinion on its bound)."""
+    hm.h.clearSolver()
+    hm.h.setOptionValue("presolve", "off")
+    try:
+        out = solve_highs(m, SolveOptions(**{**opts.__dict__, "heuristic": False}), clock.solver_deadline, None, None,
+                          say, hm, label="HiGHS (pooled, no presolve)", cold=True)
+    finally:
+        hm.h.setOptionValue("presolve", "choose")
+        hm.h.clearSolver()
+    if out.interrupted:
+        raise KeyboardInterrupt
+    return out if out.values is not None else None
 
 
 def _ceil_instances(rm: PlacementModel, plan: Plan) -> None:
