@@ -325,17 +325,17 @@ def read_result(path: str | Path) -> dict:
     if p.is_dir():
         p = p / "result.json"
     if not p.exists():
-        raise InputError(f"{p}: file not found. To fix: pass a result.json written by `planner solve --out DIR` "
+        raise InputError("file not found. To fix: pass a result.json written by `planner solve --out DIR` "
                          "(or the DIR), or a scenario as scenario.yaml[:variant]", file=str(p))
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{p}: not a planner result.json (not JSON: {exc}). To fix: pass the result.json written by "
+        raise InputError(f"not a planner result.json (not JSON: {exc}). To fix: pass the result.json written by "
                          "`planner solve --out DIR`", file=str(p)) from None
     needed = ("schema_version", "scenario", "solve", "summary", "costs", "instances", "placements", "routes")
     missing = [k for k in needed if not isinstance(data, dict) or k not in data]
     if missing:
-        raise InputError(f"{p}: not a planner result.json (missing {', '.join(missing)}). To fix: pass the "
+        raise InputError(f"not a planner result.json (missing {', '.join(missing)}). To fix: pass the "
                          "result.json written by `planner solve --out DIR`", file=str(p))
     return data
 
@@ -351,7 +351,7 @@ def check_versions(named: list[tuple[str, dict]], supported: str) -> None:
                          f"with this planner (`planner solve SCENARIO --out DIR`) to get {supported} results", file=odd)
     for name, v in versions.items():
         if v != supported:
-            raise InputError(f"{name}: result.json schema {v!r}; this planner compares {supported}. To fix: re-solve "
+            raise InputError(f"result.json schema {v!r}; this planner compares {supported}. To fix: re-solve "
                              f"the scenario with this planner (`planner solve SCENARIO --out DIR`)", file=name)
 
 
