@@ -141,7 +141,8 @@ def explain_failover(cs: CandidateSet) -> list[str]:
                 up = res.user_regions[u].point
                 others = []
                 for sid, site in res.sites.items():
-                    if sid in sites or residency_allows(w.residency, up, site.point) is not None:
+                    if sid in sites or sid in res.compute_excluded or residency_allows(
+                            w.residency, up, site.point) is not None:
                         continue
                     link = cs.rtt[(u, sid)]
                     if link.rtt_ms is None or not _can_run(res, w, lc, site):

@@ -66,6 +66,8 @@ TIERS = BASELINE_TIERS + BURST_TIERS
 BUSY_ORDER = ("spot", "owned", "bought", "reserved", "on_demand")
 #: pruning rules of planner.derive.candidates (the reason's text before the first colon)
 EXCLUSION_RULES = ("residency", "latency", "hardware", "pricing", "dominated")
+#: the rule of a site a variant's ``only`` patch keeps from compute (counted only when it applies)
+ONLY_RULE = "only"
 COST_KINDS = ("compute", "capex", "owned_sunk", "electricity", "fixed", "egress_response", "egress_data")
 EXCLUSION_COLUMNS = ("workload", "user_region", "site", "offer", "rule", "reason")
 
@@ -698,8 +700,9 @@ def result_json_schema() -> dict[str, Any]:
         cache_hit_rate=frac, prefix_cache_rate=frac, success_rate=frac,
         query_classes=rows(id=text, share=frac, input_tokens=int0, output_tokens=int0),
     )
-    exclusions = obj(total=int0, candidate_triples=int0,
-                     by_rule=obj(**{r: int0 for r in EXCLUSION_RULES}))
+    by_rule = obj(**{r: int0 for r in EXCLUSION_RULES})
+    by_rule["properties"][ONLY_RULE] = int0  # optional: present when a variant's `only` patch applies
+    exclusions = obj(total=int0, candidate_triples=int0, by_rule=by_rule)
     schema = obj(
         schema_version={"const": SCHEMA_VERSION},
         planner_version=text,
