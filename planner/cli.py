@@ -216,8 +216,15 @@ def verify(scenario: Path, variant, debug, result_path: Path):
         result = PlacementResult.read(result_path)
     except (ValueError, KeyError) as exc:
         raise InputError(f"{result_path}: not a planner 1.1 result.json ({exc})", file=str(result_path)) from None
-    variant = variant or result.data.get("scenario", {}).get("variant")
-    res = api.load_scenario(scenario, variant)
+    made_from = result.data.get("scenario", {}) if isinstance(result.data.get("scenario"), dict) else {}
+    variant = variant or made_from.get("variant")
+    res = api.load_scenario(scenario)
+    if made_from.get("name") != res.scenario.name:
+        raise InputError(f"this result was solved from scenario {made_from.get('name')!r} ({made_from.get('path')}), "
+                         f"not {res.scenario.name!r} ({scenario}). To fix: pass the scenario the result was solved "
+                         f"from, or solve {scenario} first (`planner solve {scenario} --out DIR`)", file=str(result_path))
+    if variant is not None:
+        res = api.load_scenario(scenario, variant)
     try:
         report = api.verify(res, result)
     except (ValueError, KeyError) as exc:

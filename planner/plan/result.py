@@ -519,7 +519,8 @@ def _unit_row(w, cls: str, reqs: float, cost: float) -> dict:
 
 # ====================================================================== files
 def write_atomic(path: Path, text: str) -> None:
-    """Write a file via a temp file and rename, so a reader never sees half of it."""
+    """Write a file via a temp file and rename, so a reader never sees half of it. The file gets
+    the mode a plain open() would give it (0666 minus the umask), not mkstemp's 0600."""
     import os
     import tempfile
 
@@ -527,12 +528,29 @@ def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process umask (read without changing it where Linux exposes it, else set and restored)."""
+    import os
+
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _flat(row: dict, prefix: str = "") -> dict:
