@@ -7,7 +7,10 @@
 - :func:`result_from_plan` - the result of a Plan (e.g. a saved plan.json), verified, without the
   model or the solver;
 - :func:`verify` - recompute every constraint, the N+1 failover and the cost of a result;
-- :func:`render_manifests` - Terraform-like manifests of a result, one tree per site.
+- :func:`render_manifests` - Terraform-like manifests of a result, one tree per site;
+- :func:`compare` - compare results (result.json files or ``scenario.yaml[:variant]``, solved
+  first), each with the first: :class:`planner.outputs.compare.Comparison` values;
+- :func:`solve_variants` - solve a scenario's base and every variant.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from planner.derive.candidates import CandidateSet, build_candidates
+from planner.errors import InputError
 from planner.input.catalog import load_catalog
 from planner.input.consistency import Resolved, check
 from planner.input.loader import load_raw
@@ -113,4 +118,84 @@ def lp_bound(res: Resolved, options: SolveOptions | None = None) -> dict:
     cand_s = time.monotonic() - t
     out = _lp_bound(cs, options)
     out["candidates_s"] = cand_s
+    return out
+
+
+# ====================================================================== compare
+def _solve_fresh(res: Resolved, options: SolveOptions | None, progress, integrality: str = "auto") -> PlacementResult:
+    """Solve with the options' limits, its clock started now (one clock per solve)."""
+    import dataclasses
+
+    opts = dataclasses.replace(options or SolveOptions(), started_at=time.monotonic())
+    return solve(res, opts, integrality=integrality, progress=progress)
+
+
+def parse_compare_input(spec: str) -> tuple[str, Path, str | None]:
+    """('result', path, None) for a result.json (or a directory holding one); ('scenario', path,
+    variant or None) for ``scenario.yaml[:variant]``."""
+    p = Path(spec)
+    if p.is_dir() or p.suffix.lower() == ".json":
+        return "result", p, None
+    if not p.exists() and ":" in spec:
+        head, variant = spec.rsplit(":", 1)
+        if Path(head).suffix.lower() in (".yaml", ".yml") or Path(head).exists():
+            return "scenario", Path(head), variant or None
+    if p.suffix.lower() in (".yaml", ".yml"):
+        return "scenario", p, None
+    return "result", p, None
+
+
+def compare(inputs: list, options: SolveOptions | None = None,
+            progress: Callable[[str], None] | None = None) -> list:
+    """Compare results, each with the first; returns one Comparison per input after the first.
+
+    ``inputs``: result.json paths (or directories holding one), ``"scenario.yaml[:variant]"``
+    strings (solved through :func:`solve` with ``options``), or :class:`PlacementResult` values.
+    Every input is read and checked (files, result schema versions, scenarios and variants)
+    before any solve, so bad input raises :class:`InputError` without solving anything."""
+    from planner.outputs.compare import check_versions, read_result
+    from planner.outputs.compare import compare as compare_data
+    from planner.plan.result import SCHEMA_VERSION
+
+    say = progress or (lambda msg: None)
+    if len(inputs) < 2:
+        raise InputError("compare needs at least two inputs. To fix: give A B [C...], each a result.json or "
+                         "scenario.yaml[:variant]", file="(command line)")
+    staged: list[tuple[str, Any]] = []
+    for item in inputs:
+        if isinstance(item, PlacementResult):
+            staged.append((_label_of(item.data), item.data))
+            continue
+        kind, path, variant = parse_compare_input(str(item))
+        if kind == "result":
+            staged.append((str(item), read_result(path)))
+        else:
+            staged.append((f"{path}:{variant or 'base'}", load_scenario(path, variant)))
+    check_versions([(n, d) for n, d in staged if isinstance(d, dict)], SCHEMA_VERSION)
+    datas: list[tuple[str, dict]] = []
+    for name, d in staged:
+        if isinstance(d, Resolved):
+            say(f"solving {name}")
+            d = _solve_fresh(d, options, progress).data
+        datas.append((name, d))
+    (a_name, a), rest = datas[0], datas[1:]
+    return [compare_data(a, b, a_name, b_name) for b_name, b in rest]
+
+
+def _label_of(data: dict) -> str:
+    sc = data.get("scenario", {})
+    return f"{sc.get('path', sc.get('name', '?'))}:{sc.get('variant') or 'base'}"
+
+
+def solve_variants(path: str | Path, options: SolveOptions | None = None, integrality: str = "auto",
+                   progress: Callable[[str], None] | None = None) -> list[tuple[str, PlacementResult]]:
+    """Solve the base scenario and every variant (in the file's order): [("base", result),
+    (variant, result), ...]. Every variant is loaded and checked before any solve."""
+    say = progress or (lambda msg: None)
+    base = load_scenario(path)
+    staged = [("base", base)] + [(name, load_scenario(path, name)) for name in base.scenario.variants]
+    out = []
+    for name, res in staged:
+        say(f"solving {name}")
+        out.append((name, _solve_fresh(res, options, progress, integrality)))
     return out

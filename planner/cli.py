@@ -125,11 +125,14 @@ def validate(scenario: Path, variant: str | None, debug: bool, all_variants: boo
 @click.option("--quiet", is_flag=True, help="no progress on stderr")
 @click.option("--manifests", "manifests_dir", type=click.Path(path_type=Path), default=None,
               help="also render Terraform-like manifests of the plan here (see `planner manifests`)")
+@click.option("--all-variants", is_flag=True,
+              help="solve the base and every variant (one subdirectory of --out each, --time-limit per solve) and "
+                   "write compare.md/json/csv: each variant against the base")
 @click.option("--write-lp", "write_lp", type=click.Path(path_type=Path), default=None,
               help="also write the model that is solved (LP format, via PuLP) to this file")
 @guarded
 def solve(scenario: Path, variant, debug, out_dir, solver, time_limit, gap, threads, integrality, fmt, quiet,
-          manifests_dir=None, write_lp=None):
+          manifests_dir=None, all_variants=False, write_lp=None):
     """Build and solve the placement MILP; print a summary, write outputs with --out.
 
     Exit codes: 0 optimal or feasible, 1 infeasible / no plan / verification failed, 2 bad
@@ -146,10 +149,19 @@ def solve(scenario: Path, variant, debug, out_dir, solver, time_limit, gap, thre
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"--out {out_dir}: exists and is not a directory. To fix: give a directory (new or "
                          "existing) for result.json, plan.json, report.md and the CSVs", file="(command line)")
+    _check_out_dir(out_dir, "--out")
+    _check_out_dir(manifests_dir, "--manifests")
     if write_lp is not None and write_lp.is_dir():
         raise InputError(f"--write-lp {write_lp}: is a directory. To fix: give a file path, e.g. {write_lp}/model.lp",
                          file="(command line)")
+    if write_lp is not None and all_variants:
+        raise InputError("--write-lp writes one model; it cannot be combined with --all-variants. To fix: solve one "
+                         "variant with --variant NAME --write-lp FILE", file="(command line)")
     say = (lambda m: None) if quiet else (lambda m: click.echo(f"[planner] {m}", err=True))
+    if all_variants:
+        opts = api.SolveOptions(solver=solver, time_limit_s=time_limit, gap=gap, threads=threads)
+        _solve_all_variants(scenario, variant, out_dir, manifests_dir, opts, integrality, fmt, say)
+        return
     try:
         res = api.load_scenario(scenario, variant)
         say(f"scenario {res.scenario.name} ({variant or 'base'}): {len(res.scenario.workloads)} workloads, "
@@ -213,8 +225,15 @@ def verify(scenario: Path, variant, debug, result_path: Path):
         result = PlacementResult.read(result_path)
     except (ValueError, KeyError) as exc:
         raise InputError(f"{result_path}: not a planner 1.1 result.json ({exc})", file=str(result_path)) from None
-    variant = variant or result.data.get("scenario", {}).get("variant")
-    res = api.load_scenario(scenario, variant)
+    made_from = result.data.get("scenario", {}) if isinstance(result.data.get("scenario"), dict) else {}
+    variant = variant or made_from.get("variant")
+    res = api.load_scenario(scenario)
+    if made_from.get("name") != res.scenario.name:
+        raise InputError(f"this result was solved from scenario {made_from.get('name')!r} ({made_from.get('path')}), "
+                         f"not {res.scenario.name!r} ({scenario}). To fix: pass the scenario the result was solved "
+                         f"from, or solve {scenario} first (`planner solve {scenario} --out DIR`)", file=str(result_path))
+    if variant is not None:
+        res = api.load_scenario(scenario, variant)
     try:
         report = api.verify(res, result)
     except (ValueError, KeyError) as exc:
@@ -285,6 +304,121 @@ def manifests(result_path: Path, out_dir: Path, templates_dir: Path | None, debu
                          "with `planner solve --out DIR`", file=str(result_path)) from None
     trees = sorted({p.relative_to(out_dir).parts[0] for p in written if len(p.relative_to(out_dir).parts) > 1})
     click.echo(f"wrote {len(trees)} trees ({', '.join(trees)}) and index.md to {out_dir}")
+
+
+def _check_out_dir(path: Path | None, option: str) -> None:
+    """An output directory must be a directory or creatable as one: checked before any solve."""
+    if path is None:
+        return
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{option} {path}: exists and is not a directory. To fix: give a directory (new or "
+                         "existing) for the outputs", file="(command line)")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{option} {path}: {parent} is a file, so the directory cannot be created. To fix: give a "
+                         "directory path whose parents are directories", file="(command line)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"{option} {path}: {parent} is not writable. To fix: give a directory you can write to",
+                         file="(command line)")
+
+
+def _solve_all_variants(scenario: Path, variant, out_dir: Path | None, manifests_dir, opts, integrality, fmt,
+                        say) -> None:
+    """`solve --all-variants --out DIR`: DIR/<base|variant>/ with the usual outputs, and
+    DIR/compare.md, compare.json, compare.csv (each variant against the base)."""
+    from planner import api
+    from planner.outputs.compare import compare as compare_data
+    from planner.outputs.compare import render_markdown as compare_md
+    from planner.outputs.compare import render_table as compare_table
+    from planner.outputs.compare import to_json as compare_json
+    from planner.outputs.compare import write_compare
+    from planner.outputs.report import write_outputs
+    from planner.plan.plan import plan_from_result
+
+    if variant is not None:
+        raise InputError("--all-variants solves every variant; drop --variant (or drop --all-variants)",
+                         file="(command line)")
+    if out_dir is None:
+        raise InputError("--all-variants needs --out DIR (one subdirectory per variant and the comparison). To fix: "
+                         "add --out DIR", file="(command line)")
+    if manifests_dir is not None:
+        raise InputError("--manifests is for one plan; with --all-variants run `planner manifests DIR/<variant>` "
+                         "afterwards", file="(command line)")
+    try:
+        solved = api.solve_variants(scenario, opts, integrality=integrality, progress=say)
+    except (KeyboardInterrupt, api.Cancelled):
+        _err("interrupted (Ctrl-C) before every variant was solved; nothing written")
+        sys.exit(130)
+    for name, result in solved:
+        plan = plan_from_result(result.data) if result.data.get("placements") is not None else None
+        write_outputs(result, out_dir / name, plan=plan)
+        say(f"wrote {out_dir / name}/ ({result.status})")
+    (_, base), rest = solved[0], solved[1:]
+    comparisons = [compare_data(base.data, r.data, "base", name) for name, r in rest]
+    written = write_compare(comparisons, out_dir)
+    say("wrote " + ", ".join(str(p) for p in written))
+    if fmt == "json":
+        click.echo(compare_json(comparisons), nl=False)
+    elif fmt == "md":
+        click.echo(compare_md(comparisons), nl=False)
+    else:
+        for name, r in solved:
+            total = r.data["summary"]["total_usd_per_month"]
+            click.echo(f"{name}: {r.status}" + (f", {total:,.2f} USD/month" if total is not None else ""))
+        click.echo(compare_table(comparisons), nl=False)
+    bad = [name for name, r in solved if r.status in ("infeasible", "no_plan")
+           or (r.data.get("verification") or {}).get("ok") is False]
+    if bad:
+        _err(f"error: no verified plan for: {', '.join(bad)} (see {out_dir}/<variant>/report.md)")
+        _exit(1)
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="A B [C...]")
+@click.option("--format", "fmt", type=click.Choice(["table", "md", "json", "csv"]), default="table",
+              show_default=True)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="write compare.md, compare.json and compare.csv here")
+@click.option("--solver", type=click.Choice(["highs", "cbc"]), default="highs", show_default=True)
+@click.option("--time-limit", type=float, default=60.0, show_default=True,
+              help="seconds per solve of a scenario input")
+@click.option("--gap", type=float, default=0.005, show_default=True, help="relative MIP gap to prove")
+@click.option("--quiet", is_flag=True, help="no progress on stderr")
+@click.option("--debug", is_flag=True, hidden=True)
+@guarded
+def compare(inputs, fmt, out_dir, solver, time_limit, gap, quiet, debug):
+    """Compare plans: each input a result.json (or its directory) or scenario.yaml[:variant]
+    (solved first); with more than two, each is compared with the first.
+
+    A change is one (site, offer, tier, cost kind); its delta (B - A, decision cost) is in whole
+    cents and the deltas add up exactly to the total. Exit codes: 0 ok, 1 an input has no plan,
+    2 bad input."""
+    from planner import api
+    from planner.outputs import compare as cmp
+
+    if len(inputs) < 2:
+        raise InputError("compare needs at least two inputs (A B [C...]). To fix: give a result.json or "
+                         "scenario.yaml[:variant] for each plan", file="(command line)")
+    if time_limit <= 0 or not (0 <= gap < 1):
+        raise InputError("--time-limit must be > 0 and --gap in [0, 1)", file="(command line)")
+    _check_out_dir(out_dir, "--out")
+    say = (lambda m: None) if quiet else (lambda m: click.echo(f"[planner] {m}", err=True))
+    opts = api.SolveOptions(solver=solver, time_limit_s=time_limit, gap=gap)
+    try:
+        comparisons = api.compare(list(inputs), opts, progress=say)
+    except (KeyboardInterrupt, api.Cancelled):
+        _err("interrupted (Ctrl-C); nothing written")
+        sys.exit(130)
+    if out_dir is not None:
+        written = cmp.write_compare(comparisons, out_dir)
+        say("wrote " + ", ".join(str(p) for p in written))
+    render = {"json": cmp.to_json, "md": cmp.render_markdown, "csv": cmp.to_csv, "table": cmp.render_table}[fmt]
+    click.echo(render(comparisons), nl=False)
+    if any(not c.has_plans for c in comparisons):
+        _err("error: an input has no plan: " + "; ".join(n for c in comparisons for n in c.notes if "no plan" in n))
+        _exit(1)
 
 
 if __name__ == "__main__":

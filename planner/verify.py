@@ -237,6 +237,8 @@ class _Checker:
                 continue
             label = f"{oid} {tier}" + (f" slot {slot}" if slot is not None else "") + f" at {sid}"
             n = _num(i.get("count"))
+            if sid in self.res.compute_excluded and (n is None or n > 0):
+                v.append(f"instances: {label}: {self.res.compute_excluded[sid]}")
             if n is None:
                 v.append(f"instances: {label} has count {i.get('count')!r}, not a finite number")
                 continue

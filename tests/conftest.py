@@ -20,6 +20,8 @@ os.chdir(ROOT)  # the tests address shipped examples as workloads/<name>.yaml
 def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true", default=False,
                      help="rewrite tests/golden/* from the current output instead of comparing")
+    parser.addoption("--update-compare-fixtures", action="store_true", default=False,
+                     help="re-solve eu_saas base and stress into tests/data/results/compare/*.json")
 
 
 @pytest.fixture

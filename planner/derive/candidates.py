@@ -11,6 +11,9 @@ Filters, in order:
 5. dominance: at one site, an offer of the same accelerator and replica shape that costs at
    least as much per replica in every tier as another is dropped.
 
+Before all of them, a site a variant's ``only`` patch keeps from compute (``Resolved.
+compute_excluded``) gets no candidate for any workload (rule ``only``).
+
 N+1 (see :func:`protected_classes`): a site beyond a user region's RTT SLO but within its
 ``redundancy.failover_network_rtt_ms`` gets candidates too (standby capacity may sit there), but
 no normal route; ``failover_sites`` lists, per (workload, protected class, user region), the sites
@@ -160,6 +163,9 @@ def build_candidates(res: Resolved) -> CandidateSet:
         # standby capacity may sit beyond the SLO, within the widest failover limit
         fo_reach = None if not protected or any(x is None for x in fo_limits) else max(fo_limits)
         for sid, site in sorted(res.sites.items()):
+            if sid in res.compute_excluded:
+                exclusions.append(Exclusion(w.id, "", sid, "", res.compute_excluded[sid]))
+                continue
             if w.is_batch:
                 why = residency_allows(w.residency, None, site.point)
                 if why is not None:

@@ -136,6 +136,9 @@ class Resolved:
     throughput: ThroughputModel
     data_source_points: dict[tuple[str, str], Point]  # (workload, source id) -> point
     warnings: list[str] = field(default_factory=list)
+    #: site id -> why it is not used for compute (a variant's ``only`` patch); the site stays
+    #: (its owned GPUs' sunk cost, its data sources), it gets no candidates
+    compute_excluded: dict[str, str] = field(default_factory=dict)
 
     @property
     def scenario(self) -> Scenario:
@@ -543,6 +546,40 @@ class _Checker:
                 self.add(self._lost_site_path(sid), "unknown site", value=sid, choices=list(sites),
                          fix="name a declared site id or a selected cloud site (<provider>-<region>)")
 
+    def only(self, sites: dict[str, ResolvedSite]) -> dict[str, str]:
+        """Sites a variant's ``only`` patch keeps from compute (site id -> reason), with a warning
+        for owned GPUs left unused (their sunk cost stays in the bill)."""
+        only = self.s.only
+        if only is None:
+            return {}
+        path = self._only_path()
+        keep_cloud = only == "cloud"
+        out = {}
+        for sid, site in sorted(sites.items()):
+            if site.declared != keep_cloud:
+                continue
+            out[sid] = (f"only: {path} is `only: {only}`, so the {site.kind} site {sid} is not used for compute"
+                        + (" (its data sources stay where they are)" if site.declared else ""))
+            owned = [(o.accelerator, o.owned, o.owned * o.owned_usd_per_gpu_hour * self.s.policies.hours_per_month)
+                     for o in site.offers if o.owned]
+            for acc, n, usd in owned:
+                self.warnings.append(f"{path}: only {only}: {sid} owns {n} {acc} GPUs this plan does not use; their "
+                                     f"sunk cost ({usd:,.2f} USD/month) stays in the bill")
+        if len(out) == len(sites):
+            kinds = "cloud" if keep_cloud else "declared (on-prem or edge)"
+            self.add(path, f"`only: {only}` leaves no site: the scenario has no {kinds} site", value=only,
+                     fix="select cloud regions under `cloud:`" if keep_cloud else "declare on-prem or edge sites")
+        return out
+
+    def _only_path(self) -> str:
+        variant = self.loaded.variant
+        variants = self.loaded.raw.get("variants")
+        spec = variants.get(variant) if variant is not None and isinstance(variants, dict) else None
+        for i, patch in enumerate((spec.get("patches") if isinstance(spec, dict) else None) or []):
+            if isinstance(patch, dict) and "only" in patch:
+                return f"variants.{variant}.patches[{i}]"
+        return "only"
+
     def _lost_site_path(self, sid: str) -> str:
         """Where a lost site was written: the variant's lose_site patch, else top-level lost_sites."""
         variant = self.loaded.variant
@@ -587,6 +624,7 @@ def _check(loaded: LoadedScenario, catalog: Catalog) -> Resolved:
     c.lost_sites(sites)
     for sid in s.lost_sites:
         sites.pop(sid, None)
+    excluded = c.only(sites)
     models = c.models()
     c.workloads(models, users, sites)
     ds_points = {}
@@ -617,7 +655,8 @@ def _check(loaded: LoadedScenario, catalog: Catalog) -> Resolved:
     tm = ThroughputModel(models, accs, profile=profile, target_utilisation=s.policies.target_utilisation,
                          kv_reserve_fraction=s.policies.kv_reserve_fraction)
     res = Resolved(loaded=loaded, catalog=catalog, models=models, accelerators=accs, user_regions=users,
-                   sites=sites, throughput=tm, data_source_points=ds_points, warnings=c.warnings)
+                   sites=sites, throughput=tm, data_source_points=ds_points, warnings=c.warnings,
+                   compute_excluded=excluded)
     _check_fits(res, c)
     if c.problems:
         raise InputError(c.problems)
@@ -627,7 +666,9 @@ def _check(loaded: LoadedScenario, catalog: Catalog) -> Resolved:
 def _check_fits(res: Resolved, c: _Checker) -> None:
     """A workload's model must fit at least one accelerator offered at some site."""
     pairs = {}
-    for site in res.sites.values():
+    for sid, site in res.sites.items():
+        if sid in res.compute_excluded:
+            continue
         for o in site.offers:
             pairs.setdefault((o.accelerator, *site.replica_room(o)), None)
     for w in res.scenario.workloads:

@@ -312,6 +312,8 @@ def apply_variant(raw: dict, variant: str, file: str) -> dict:
                 out.setdefault("price_multipliers", []).append(sel)
             elif "lose_site" in patch:
                 out.setdefault("lost_sites", []).append(patch["lose_site"])
+            elif "only" in patch:
+                out["only"] = patch["only"]
         except ValueError as exc:
             hint = _corrected_path(str(patch["path"]), exc.wrong, exc.hint) if isinstance(exc, _PathError) else None
             problems.append(Problem(file=file, path=f"{where}.path", message=str(exc), value=patch.get("path"),

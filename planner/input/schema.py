@@ -358,20 +358,23 @@ class Patch(Strict):
     - ``path`` (ids in brackets, ``*`` for all): ``workloads[chat_eu].demand[*].peak_rps``,
       with ``multiply`` or ``set``;
     - ``price``: a provider and/or accelerator, with ``multiply``;
-    - ``lose_site``: a site id (declared, or ``<provider>-<region>``) that is gone.
+    - ``lose_site``: a site id (declared, or ``<provider>-<region>``) that is gone;
+    - ``only``: ``cloud`` (declared on-prem and edge sites are not used for compute; their owned
+      GPUs stay as sunk cost) or ``declared`` (no cloud sites): the alternative plan, priced.
     """
 
     path: str | None = None
     price: PriceSelector | None = None
     lose_site: str | None = None
+    only: Literal["cloud", "declared"] | None = None
     multiply: float | None = Field(default=None, ge=0.0)
     set: Any = None
 
     @model_validator(mode="after")
     def _one_target(self) -> Patch:
-        targets = [t for t in ("path", "price", "lose_site") if getattr(self, t) is not None]
+        targets = [t for t in ("path", "price", "lose_site", "only") if getattr(self, t) is not None]
         if len(targets) != 1:
-            raise ValueError("a patch needs exactly one of path, price, lose_site")
+            raise ValueError("a patch needs exactly one of path, price, lose_site, only")
         has_mul, has_set = self.multiply is not None, self.set is not None
         if self.path is not None and has_mul == has_set:
             raise ValueError("a path patch needs exactly one of multiply or set")
@@ -379,6 +382,8 @@ class Patch(Strict):
             raise ValueError("a price patch needs multiply (and no set)")
         if self.lose_site is not None and (has_mul or has_set):
             raise ValueError("a lose_site patch takes no multiply or set")
+        if self.only is not None and (has_mul or has_set):
+            raise ValueError("an only patch takes no multiply or set")
         return self
 
 
@@ -410,6 +415,8 @@ class Scenario(Strict):
     # Filled by variant patches (lose_site, price); may also be written by hand.
     lost_sites: list[str] = Field(default_factory=list)
     price_multipliers: list[PriceMultiplier] = Field(default_factory=list)
+    only: Literal["cloud", "declared"] | None = Field(
+        default=None, description="compute at cloud sites only, or at declared (on-prem, edge) sites only")
 
     @field_validator("variants")
     @classmethod

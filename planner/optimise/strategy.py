@@ -107,9 +107,7 @@ def explain_no_candidates(cs: CandidateSet) -> list[str]:
             reach = set(sites)
             here = [c for c in by_w[w.id] if c.site in reach]
             if not here:
-                reasons = sorted({e.reason for e in excl if e.user_region == u})
-                out.append(f"workload {w.id}: users in {u} can reach no site that can run {w.model}: "
-                           + ("; ".join(reasons[:4]) if reasons else "the reachable sites have no offer the model fits"))
+                out.append(unreachable_users(cs, w, u, [e for e in excl if e.user_region == u]))
                 continue
             for lc in cs.loads[w.id].classes:
                 if (lc.key, u) in loaded and not any(c.rps[lc.key].rps > 0 for c in here):
@@ -118,6 +116,40 @@ def explain_no_candidates(cs: CandidateSet) -> list[str]:
                                f"({'; '.join(why[:3])}). To fix: relax the class's TTFT/TPOT targets, shorten it, "
                                "or allow a site with a larger accelerator")
     return out
+
+
+def unreachable_users(cs: CandidateSet, w, u: str, excl: list) -> str:
+    """Users in ``u`` reach no site that can run ``w``: the nearest sites that could run it (RTT
+    sorted as numbers, not text), the other reasons, and the fix (raise the SLO to N ms, or add a
+    site near ``u``)."""
+    res = cs.res
+    up = res.user_regions[u].point
+    slo = w.latency.network_rtt_ms
+    own = [lc for lc in cs.loads[w.id].classes if not lc.escalated] or list(cs.loads[w.id].classes)
+    near = []
+    for sid, site in res.sites.items():
+        if sid in res.compute_excluded or residency_allows(w.residency, up, site.point) is not None:
+            continue
+        link = cs.rtt[(u, sid)]
+        if link.rtt_ms is None:
+            continue
+        if any(_can_run(res, w, lc, site) for lc in own):
+            near.append((link.rtt_ms, sid, link.rtt_source))
+    near.sort()
+    msg = f"workload {w.id}: users in {u} can reach no site that can run {w.model}"
+    if slo is not None:
+        msg += f" within its network RTT SLO of {slo:g} ms"
+    if near:
+        msg += "; nearest sites that could: " + ", ".join(f"{sid} at {rtt:.1f} ms ({src})" for rtt, sid, src in near[:4])
+    other = sorted({e.reason for e in excl if not e.reason.startswith("latency:")})
+    if other:
+        msg += "; also: " + "; ".join(other[:4])
+    fixes = []
+    if near and slo is not None and near[0][0] > slo:
+        fixes.append(f"raise latency.network_rtt_ms of {w.id} to {math.ceil(near[0][0])} ms (reaches {near[0][1]})")
+    fixes.append(f"add a site near {u}" + (f" (within {slo:g} ms)" if slo is not None else "")
+                 + f" that can run {w.model}")
+    return msg + ". To fix: " + ", or ".join(fixes)
 
 
 def explain_failover(cs: CandidateSet) -> list[str]:
@@ -141,7 +173,8 @@ def explain_failover(cs: CandidateSet) -> list[str]:
                 up = res.user_regions[u].point
                 others = []
                 for sid, site in res.sites.items():
-                    if sid in sites or residency_allows(w.residency, up, site.point) is not None:
+                    if sid in sites or sid in res.compute_excluded or residency_allows(
+                            w.residency, up, site.point) is not None:
                         continue
                     link = cs.rtt[(u, sid)]
                     if link.rtt_ms is None or not _can_run(res, w, lc, site):

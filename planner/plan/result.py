@@ -66,6 +66,8 @@ TIERS = BASELINE_TIERS + BURST_TIERS
 BUSY_ORDER = ("spot", "owned", "bought", "reserved", "on_demand")
 #: pruning rules of planner.derive.candidates (the reason's text before the first colon)
 EXCLUSION_RULES = ("residency", "latency", "hardware", "pricing", "dominated")
+#: the rule of a site a variant's ``only`` patch keeps from compute (counted only when it applies)
+ONLY_RULE = "only"
 COST_KINDS = ("compute", "capex", "owned_sunk", "electricity", "fixed", "egress_response", "egress_data")
 EXCLUSION_COLUMNS = ("workload", "user_region", "site", "offer", "rule", "reason")
 
@@ -517,7 +519,8 @@ def _unit_row(w, cls: str, reqs: float, cost: float) -> dict:
 
 # ====================================================================== files
 def write_atomic(path: Path, text: str) -> None:
-    """Write a file via a temp file and rename, so a reader never sees half of it."""
+    """Write a file via a temp file and rename, so a reader never sees half of it. The file gets
+    the mode a plain open() would give it (0666 minus the umask), not mkstemp's 0600."""
     import os
     import tempfile
 
@@ -525,12 +528,29 @@ def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process umask (read without changing it where Linux exposes it, else set and restored)."""
+    import os
+
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _flat(row: dict, prefix: str = "") -> dict:
@@ -698,8 +718,9 @@ def result_json_schema() -> dict[str, Any]:
         cache_hit_rate=frac, prefix_cache_rate=frac, success_rate=frac,
         query_classes=rows(id=text, share=frac, input_tokens=int0, output_tokens=int0),
     )
-    exclusions = obj(total=int0, candidate_triples=int0,
-                     by_rule=obj(**{r: int0 for r in EXCLUSION_RULES}))
+    by_rule = obj(**{r: int0 for r in EXCLUSION_RULES})
+    by_rule["properties"][ONLY_RULE] = int0  # optional: present when a variant's `only` patch applies
+    exclusions = obj(total=int0, candidate_triples=int0, by_rule=by_rule)
     schema = obj(
         schema_version={"const": SCHEMA_VERSION},
         planner_version=text,
