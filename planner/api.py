@@ -46,6 +46,8 @@ def solve(res: Resolved, options: SolveOptions | None = None, integrality: str =
     say(f"candidates: {len(cs.triples):,} (workload, site, offer) triples, {len(cs.exclusions):,} pairs pruned "
         f"({time.monotonic() - t:.2f} s)")
     plan = solve_plan(cs, opts, integrality, say)
+    if plan.solve is not None:
+        plan.solve.notes[:0] = [n for n in res.warnings if n.startswith("throughput: ")]
     t = time.monotonic()
     result = result_from_plan(res, plan, cs)
     if plan.solve is not None:
@@ -85,3 +87,18 @@ def render_manifests(result: PlacementResult, out_dir: str | Path, templates_dir
     from planner.outputs.manifests import write_manifests
 
     return write_manifests(result.data, Path(out_dir), Path(templates_dir) if templates_dir else None)
+
+
+def estimate(model: str, accelerator: str | None = None, offer: str | None = None, **kw) -> list[dict]:
+    """Throughput and cost of ``model`` per accelerator or on one offer: the rows of
+    ``planner estimate`` (see :func:`planner.explore.estimate` for the arguments and fields)."""
+    from planner.explore import estimate as _estimate
+
+    return _estimate(model, accelerator=accelerator, offer=offer, **kw)
+
+
+def catalog(table: str, **filters) -> list[dict]:
+    """The rows of ``planner catalog gpus|regions|models|prices`` (see :mod:`planner.explore`)."""
+    from planner.explore import catalog_rows
+
+    return catalog_rows(table, **filters)
