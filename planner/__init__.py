@@ -10,7 +10,11 @@ Public API (the CLI is a thin shell over these):
 
 __version__ = "0.1.0"
 
-from planner.api import load_scenario, solve, verify  # noqa: E402
-from planner.api import estimate  # noqa: E402
+from planner.api import (  # noqa: E402
+    estimate,  # noqa: E402
+    load_scenario,
+    solve,
+    verify,
+)
 
 __all__ = ["load_scenario", "solve", "verify", "estimate", "__version__"]

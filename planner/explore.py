@@ -18,7 +18,6 @@ from planner.derive.throughput import (
     DEFAULT_MAX_BATCH_SEQUENCES,
     DEFAULT_TARGET_UTILISATION,
     PRECISIONS,
-    PROXIES,
     TP_SIZES,
     AcceleratorSpec,
     ThroughputModel,
@@ -248,4 +247,174 @@ def _row(tm: ThroughputModel, m: ModelSpec, acc_name: str, gpus: float, offer_us
     return row
 
 
-__all__ = ["estimate", "resolve_name", "catalog_models", "catalog_accelerators", "PROXIES"]
+
+
+
+# --------------------------------------------------------------------------- catalog
+CATALOG_TABLES = ("gpus", "regions", "models", "prices")
+
+
+def _clean(v):
+    if v is None:
+        return None
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
+def catalog_rows(table: str, provider: str | None = None, region: str | None = None,
+                 accelerator: str | None = None, min_memory_gib: float | None = None, model: str | None = None,
+                 catalog_dir: Path | None = None) -> list[dict]:
+    """Rows of ``planner catalog TABLE``: ``gpus`` (accelerator facts, offers, cheapest price,
+    whether the estimate can use it), ``regions``, ``models``, ``prices`` (offers; with ``model``
+    the estimate per offer, sorted by USD per 1M tokens). Filters match case-insensitively."""
+    if table not in CATALOG_TABLES:
+        raise InputError(Problem(file="TABLE", path="", message="unknown catalog table", value=table,
+                                 did_you_mean=did_you_mean(str(table).lower(), CATALOG_TABLES),
+                                 fix=f"use one of {', '.join(CATALOG_TABLES)}"))
+    _check_positive("min_memory_gib", min_memory_gib)
+    cat = load_catalog(catalog_dir)
+    offers = cat.offers
+    if provider is not None:
+        provider = resolve_name("provider", provider, sorted(set(offers["provider"]) | set(cat.regions["provider"])),
+                                option="--provider")
+        offers = offers[offers["provider"] == provider]
+    if region is not None:
+        region = resolve_name("region", region, sorted(set(cat.regions["region"])), option="--region")
+        offers = offers[offers["region"] == region]
+    accs = catalog_accelerators(cat)
+    if accelerator is not None:
+        accelerator = resolve_name("accelerator", accelerator, accs, ACCELERATOR_ALIASES, option="--accelerator")
+        offers = offers[offers["accelerator"] == accelerator]
+    if min_memory_gib is not None:
+        offers = offers[offers["gpu_memory_gib_each"] >= min_memory_gib]
+    if table == "gpus":
+        tm = ThroughputModel({}, accs)
+        rows = []
+        for name, r in cat.accelerators.iterrows():
+            name = str(name)
+            if accelerator is not None and name != accelerator:
+                continue
+            if min_memory_gib is not None and not (r["memory_gib"] >= min_memory_gib):
+                continue
+            mine = offers[offers["accelerator"] == name]
+            if (provider is not None or region is not None) and mine.empty:
+                continue
+            a = tm.accelerators[name]
+            why = usable_without_profile(a)
+            prices = mine["price_per_gpu_ondemand_usd_hr"].dropna()
+            rows.append({"accelerator": name, "vendor": _clean(r.get("vendor")),
+                         "architecture": _clean(r.get("architecture")), "memory_gib": _clean(r["memory_gib"]),
+                         "memory_bandwidth_gb_s": _clean(r.get("memory_bandwidth_gb_s")),
+                         "bf16_tflops": _clean(r.get("bf16_tflops")), "fp8_tflops": _clean(r.get("fp8_tflops")),
+                         "interconnect": _clean(r.get("interconnect")),
+                         "interconnect_gb_s": _clean(r.get("interconnect_gb_s")),
+                         "offers": len(mine), "providers": ",".join(sorted(set(mine["provider"]))),
+                         "min_usd_per_gpu_hour": float(prices.min()) if len(prices) else None,
+                         "estimate": ("proxy: " + a.proxy) if a.proxy else ("yes" if why is None else "no: " + why)})
+        return sorted(rows, key=lambda x: x["accelerator"])
+    if table == "regions":
+        rows = []
+        for _, r in cat.regions.iterrows():
+            if provider is not None and r["provider"] != provider:
+                continue
+            if region is not None and r["region"] != region:
+                continue
+            mine = offers[(offers["provider"] == r["provider"]) & (offers["region"] == r["region"])]
+            if (accelerator is not None or min_memory_gib is not None) and mine.empty:
+                continue
+            rows.append({"provider": r["provider"], "region": r["region"], "site_id": r["site_id"],
+                         "city": _clean(r.get("city")), "country": _clean(r.get("country")),
+                         "jurisdiction": _clean(r.get("jurisdiction")), "gpu_offers": len(mine),
+                         "accelerators": ",".join(sorted(set(mine["accelerator"])))})
+        return sorted(rows, key=lambda x: (x["provider"], x["region"]))
+    if table == "models":
+        models = catalog_models(cat)
+        ids = [resolve_name("model", model, models, option="--model")] if model is not None else sorted(models)
+        rows = []
+        for mid in ids:
+            m = models[mid]
+            gib = weight_bytes(m) / 2**30
+            if min_memory_gib is not None and gib < min_memory_gib:
+                continue
+            rows.append({"model": mid, "kind": m.kind, "total_params_b": m.total_params_b,
+                         "active_params_b": m.active_params_b, "max_context_tokens": m.max_context_tokens,
+                         "weight_precision": m.weight_precision, "kv_cache_precision": m.kv_cache_precision,
+                         "weights_gib": round(gib, 2), "experts": m.experts, "source": m.source})
+        return rows
+    # prices
+    rows = []
+    est_cache: dict[tuple[str, float], dict] = {}
+    if model is not None:
+        models = catalog_models(cat)
+        mid = resolve_name("model", model, models, option="--model")
+        m = models[mid]
+        tm = ThroughputModel(models, accs)
+        n_in, n_out = ((min(DEFAULT_ENCODER_INPUT, m.max_context_tokens), 0) if m.kind != "chat"
+                       else DEFAULT_CHAT_TOKENS)
+    for _, r in offers.iterrows():
+        row = {"provider": r["provider"], "region": r["region"], "instance_type": r["instance_type"],
+               "accelerator": r["accelerator"], "gpus": _clean(r["accelerator_count"]),
+               "gpu_memory_gib_each": _clean(r["gpu_memory_gib_each"]),
+               "usd_per_hour_on_demand": _clean(r["price_ondemand_usd_hr"]),
+               "usd_per_hour_spot": _clean(r["price_spot_usd_hr"]),
+               "usd_per_gpu_hour_on_demand": _clean(r["price_per_gpu_ondemand_usd_hr"])}
+        if model is not None:
+            key = (str(r["accelerator"]), float(r["accelerator_count"]))
+            if key not in est_cache:
+                est_cache[key] = _row(tm, m, key[0], key[1], None, None, {}, n_in, n_out, None, None, None, None,
+                                      None, None)
+            e = est_cache[key]
+            price = row["usd_per_hour_on_demand"]
+            usd = None
+            tokens = n_in if m.kind != "chat" else n_out
+            if e["planning_rps"] > 0 and price is not None and e["replicas_per_instance"]:
+                usd = price / e["replicas_per_instance"] / (e["planning_rps"] * tokens) * HOURS_PER_MILLION
+            row.update({"model": mid, "tensor_parallel": e["tensor_parallel"], "planning_rps": e["planning_rps"],
+                        "regime": e["regime"], "rate_source": e["rate_source"], "usd_per_1m_tokens": usd,
+                        "reason": e["reason"]})
+        rows.append(row)
+    if model is not None:
+        rows.sort(key=lambda x: (x["usd_per_1m_tokens"] is None, x["usd_per_1m_tokens"] or 0.0, x["provider"],
+                                 x["region"], x["instance_type"]))
+    else:
+        rows.sort(key=lambda x: (x["usd_per_gpu_hour_on_demand"] is None, x["usd_per_gpu_hour_on_demand"] or 0.0,
+                                 x["provider"], x["region"], x["instance_type"]))
+    return rows
+
+
+def render_rows(rows: list[dict], fmt: str) -> str:
+    """rows as ``table`` (aligned text), ``csv`` or ``json``."""
+    import csv as _csv
+    import io
+    import json
+
+    if fmt == "json":
+        return json.dumps(rows, indent=2, default=str) + "\n"
+    cols: list[str] = []
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+
+    def cell(v) -> str:
+        if v is None:
+            return ""
+        if isinstance(v, list):
+            return "; ".join(map(str, v))
+        if isinstance(v, float):
+            return f"{v:.4g}" if fmt == "table" else repr(v)
+        return str(v)
+
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = _csv.writer(buf, lineterminator="\n")
+        w.writerow(cols)
+        for r in rows:
+            w.writerow([cell(r.get(c)) for c in cols])
+        return buf.getvalue()
+    if not rows:
+        return "(no rows)\n"
+    table = [cols] + [[cell(r.get(c)) for c in cols] for r in rows]
+    widths = [max(len(t[i]) for t in table) for i in range(len(cols))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(t, widths, strict=True)).rstrip() for t in table) + "\n"
