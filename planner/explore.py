@@ -41,12 +41,14 @@ DEFAULT_ENCODER_INPUT = 512
 HOURS_PER_MILLION = 1e6 / 3600.0
 
 
-def _key(text: str) -> str:
-    """Case and separators dropped: 'Llama-3.1-8B' and 'llama_3_1_8b' meet at 'llama318b'."""
+def _key(text: str, model: bool = False) -> str:
+    """Case and separators dropped: 'Llama-3.1-8B' and 'llama_3_1_8b' meet at 'llama318b'; a
+    model name also loses a Hugging Face organisation and an -Instruct/-Chat/-hf suffix."""
     t = str(text).strip().lower()
-    t = t.split("/")[-1]
-    t = re.sub(r"-(instruct|chat|hf)$", "", t)
-    return re.sub(r"[^a-z0-9]", "", t)
+    if model:
+        t = t.split("/")[-1]
+        t = re.sub(r"-(instruct|chat|hf)$", "", t)
+    return re.sub(r"[^a-z0-9]", "", t) if model or "/" not in t else re.sub(r"[^a-z0-9/]", "", t)
 
 
 def resolve_name(kind: str, value: str, choices, aliases: dict[str, str] | None = None, option: str = "") -> str:
@@ -55,8 +57,9 @@ def resolve_name(kind: str, value: str, choices, aliases: dict[str, str] | None 
     choices = [str(c) for c in choices]
     if value in choices:
         return value
-    by_key = {_key(c): c for c in choices}
-    k = _key(value)
+    model = kind == "model"
+    by_key = {_key(c, model): c for c in choices}
+    k = _key(value, model)
     if k in by_key:
         return by_key[k]
     if aliases and k in aliases and aliases[k] in choices:
