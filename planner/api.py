@@ -51,6 +51,8 @@ def solve(res: Resolved, options: SolveOptions | None = None, integrality: str =
     say(f"candidates: {len(cs.triples):,} (workload, site, offer) triples, {len(cs.exclusions):,} pairs pruned "
         f"({time.monotonic() - t:.2f} s)")
     plan = solve_plan(cs, opts, integrality, say)
+    if plan.solve is not None:
+        plan.solve.notes[:0] = [n for n in res.warnings if n.startswith("throughput: ")]
     t = time.monotonic()
     result = result_from_plan(res, plan, cs)
     if plan.solve is not None:
@@ -199,3 +201,18 @@ def solve_variants(path: str | Path, options: SolveOptions | None = None, integr
         say(f"solving {name}")
         out.append((name, _solve_fresh(res, options, progress, integrality)))
     return out
+
+
+def estimate(model: str, accelerator: str | None = None, offer: str | None = None, **kw) -> list[dict]:
+    """Throughput and cost of ``model`` per accelerator or on one offer: the rows of
+    ``planner estimate`` (see :func:`planner.explore.estimate` for the arguments and fields)."""
+    from planner.explore import estimate as _estimate
+
+    return _estimate(model, accelerator=accelerator, offer=offer, **kw)
+
+
+def catalog(table: str, **filters) -> list[dict]:
+    """The rows of ``planner catalog gpus|regions|models|prices`` (see :mod:`planner.explore`)."""
+    from planner.explore import catalog_rows
+
+    return catalog_rows(table, **filters)

@@ -423,3 +423,63 @@ def compare(inputs, fmt, out_dir, solver, time_limit, gap, quiet, debug):
 
 if __name__ == "__main__":
     main()
+
+
+# --------------------------------------------------------------------------- estimate / catalog
+_ESTIMATE_COLUMNS = ("accelerator", "offer", "tensor_parallel", "replicas_per_instance", "max_rps", "planning_rps",
+                     "output_tokens_per_s", "regime", "usd_per_1m_tokens", "per_1m", "price_source", "rate_source",
+                     "notes", "reason")
+
+
+@main.command()
+@click.argument("model")
+@click.option("--accelerator", default=None, help="one accelerator (default: every offered accelerator)")
+@click.option("--offer", default=None, help="one offer, PROVIDER/REGION/TYPE (e.g. aws/us-east-1/g5.xlarge)")
+@click.option("--input-tokens", type=int, default=None, help="prompt tokens (default 1000; encoders 512)")
+@click.option("--output-tokens", type=int, default=None, help="generated tokens (default 200; encoders 0)")
+@click.option("--ttft-ms", type=float, default=None, help="time-to-first-token target")
+@click.option("--tpot-ms", type=float, default=None, help="time-per-output-token target")
+@click.option("--weight-precision", default=None, help="bf16|fp16|fp8|int4 (default: the model's)")
+@click.option("--kv-precision", default=None, help="bf16|fp16|fp8|int4 (default: the model's)")
+@click.option("--tensor-parallel", type=int, default=None, help="force a TP degree (1, 2, 4, 8)")
+@click.option("--max-batch-sequences", type=int, default=None, help="concurrent sequences per replica (default 256)")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--debug", is_flag=True, hidden=True)
+@guarded
+def estimate(model, accelerator, offer, input_tokens, output_tokens, ttft_ms, tpot_ms, weight_precision,
+             kv_precision, tensor_parallel, max_batch_sequences, fmt, debug):
+    """Requests/s, tokens/s, binding regime and USD per 1M tokens of MODEL per accelerator or offer."""
+    from planner.api import estimate as api_estimate
+    from planner.explore import render_rows
+
+    rows = api_estimate(model, accelerator=accelerator, offer=offer, input_tokens=input_tokens,
+                        output_tokens=output_tokens, ttft_ms=ttft_ms, tpot_ms=tpot_ms,
+                        weight_precision=weight_precision, kv_precision=kv_precision,
+                        tensor_parallel=tensor_parallel, max_batch_sequences=max_batch_sequences)
+    if fmt == "json":
+        click.echo(render_rows(rows, "json"), nl=False)
+        return
+    r0 = rows[0] if rows else {}
+    click.echo(f"{r0.get('model')}: {r0.get('input_tokens')} in / {r0.get('output_tokens')} out tokens, weights "
+               f"{r0.get('weight_precision')}, KV {r0.get('kv_cache_precision')}; planning = max x 0.8")
+    click.echo(render_rows([{k: r[k] for k in _ESTIMATE_COLUMNS} for r in rows], "table"), nl=False)
+
+
+@main.command()
+@click.argument("table", type=str)
+@click.option("--provider", default=None)
+@click.option("--region", default=None)
+@click.option("--accelerator", default=None)
+@click.option("--min-memory-gib", type=float, default=None, help="GPU memory per GPU (models: weight size)")
+@click.option("--model", default=None, help="prices: rank offers by USD per 1M tokens of this model")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--debug", is_flag=True, hidden=True)
+@guarded
+def catalog(table, provider, region, accelerator, min_memory_gib, model, fmt, debug):
+    """Browse the shipped catalogs: TABLE is gpus, regions, models or prices."""
+    from planner.api import catalog as api_catalog
+    from planner.explore import render_rows
+
+    rows = api_catalog(table, provider=provider, region=region, accelerator=accelerator,
+                       min_memory_gib=min_memory_gib, model=model)
+    click.echo(render_rows(rows, fmt), nl=False)

@@ -42,6 +42,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from planner.derive.demand import LoadClass, build_loads, mix_rate
+from planner.derive.serving import workload_rates
 from planner.derive.topology import rtt
 from planner.highs import new_highs
 from planner.input.consistency import Offer, Resolved, residency_allows
@@ -154,6 +155,7 @@ class _Checker:
         #: rows that are well-formed enough to price and to measure power on
         self.good = Plan(open_sites=list(plan.open_sites))
         self._shape: dict[tuple, Any] = {}
+        self._rates: dict[tuple, dict] = {}
         self._rho: dict[tuple, float] = {}
         self._rtt: dict[tuple, float | None] = {}
         self._resid: dict[tuple, str | None] = {}
@@ -164,7 +166,9 @@ class _Checker:
         key = (w.id, sid, oid)
         if key not in self._shape:
             o = self.offers[(sid, oid)]
-            self._shape[key] = self.res.throughput.shape(w.model, o.accelerator, *self.res.sites[sid].replica_room(o))
+            got = workload_rates(self.res, w, self.loads[w.id].classes, o, self.res.sites[sid])
+            self._shape[key] = None if got is None else got[0]
+            self._rates[key] = {} if got is None else got[1]
         return self._shape[key]
 
     def rho(self, w, lc: LoadClass, sid: str, oid: str) -> float:
@@ -172,14 +176,8 @@ class _Checker:
         key = (w.id, lc.key, sid, oid)
         if key not in self._rho:
             shape = self.shape(w, sid, oid)
-            if shape is None:
-                self._rho[key] = 0.0
-            else:
-                q = lc.qclass
-                est = self.res.throughput.rps(w.model, self.offers[(sid, oid)].accelerator, shape, q.input_tokens,
-                                              q.output_tokens, w.latency.ttft_ms, w.latency.tpot_ms,
-                                              self.wk[lc.origin].prefix_cache_rate)
-                self._rho[key] = est.rps if est.rps > 0 else 0.0
+            est = None if shape is None else self._rates[(w.id, sid, oid)].get(lc.key)
+            self._rho[key] = est.rps if est is not None and est.rps > 0 else 0.0
         return self._rho[key]
 
     def rtt_ms(self, u: str, sid: str) -> float | None:

@@ -12,18 +12,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from planner.derive.throughput import (
-    DECODE_MBU,
-    TP_ALLREDUCE_LATENCY_S,
+    MBU,
     AcceleratorSpec,
     Estimate,
     ReplicaShape,
     ThroughputModel,
     ThroughputProfile,
+    comm_seconds,
     estimate_rps,
     kv_bytes_per_token,
     replica_shape,
-    tp_efficiency,
-    tp_latency_per_step,
+    step_weight_bytes,
     usable_without_profile,
     weight_bytes,
 )
@@ -52,8 +51,8 @@ GH200,NVIDIA,Hopper (Grace Hopper),96,HBM3,GH200 superchip,4000,,,,Lambda gpu_1x
 """
 NEEDED = [r.split(",", 1)[0] for r in ACCELERATOR_ROWS.splitlines()[1:]]
 
-MODELS_HEADER = ("id,kind,total_params_b,active_params_b,layers,kv_heads,head_dim,hidden_size,bytes_per_param,"
-                 "max_context_tokens,source")
+MODELS_HEADER = ("id,kind,total_params_b,active_params_b,layers,kv_heads,head_dim,hidden_size,max_context_tokens,"
+                 "weight_precision,kv_cache_precision,experts,experts_per_token,source")
 
 
 def _load_accelerators() -> dict[str, AcceleratorSpec]:
@@ -107,7 +106,9 @@ def test_kv_and_weight_bytes():
     assert kv_bytes_per_token(M8B) == 131072
     assert kv_bytes_per_token(M70B) == 2 * 80 * 8 * 128 * 2
     assert weight_bytes(M8B) == pytest.approx(8.03e9 * 2)
-    assert weight_bytes(M8B.model_copy(update={"bytes_per_param": 1.0})) == pytest.approx(8.03e9)
+    assert weight_bytes(M8B, "fp8") == pytest.approx(8.03e9)
+    assert weight_bytes(M8B, "int4") == pytest.approx(8.03e9 / 2)
+    assert kv_bytes_per_token(M8B, "fp8") == 131072 / 2
 
 
 # --------------------------------------------------------------------------- accelerators
@@ -200,7 +201,8 @@ def test_more_input_tokens_never_raise_the_rate(a, b, model, acc, output, tpot):
 
 def test_rate_formula_and_fields():
     shape, est = _est(M8B, "H100", input_tokens=500, output_tokens=200)
-    assert est.source == "model" and est.limit in ("memory", "compute")
+    assert est.source == "model" and est.regime in ("compute", "bandwidth", "kv_capacity", "batch_cap")
+    assert est.max_rps == pytest.approx(est.rps / 0.8)
     assert est.batch >= 1 and est.prefill_s > 0 and est.step_s > 0
     assert est.rps == pytest.approx(0.8 * est.batch / (200 * est.step_s + est.prefill_s * est.batch))
     # halving the target utilisation halves the rate
@@ -218,20 +220,24 @@ def test_magnitude_8b_on_h100():
     # and a batch-1 decode step is about 16 GB / (3.35 TB/s x 0.7) ~ 7 ms
     one = estimate_rps(M8B, ACC["H100"], ReplicaShape(1, 1, 1), 500, 200, tpot_ms=7.5)
     assert one.rps > 0
-    assert weight_bytes(M8B) / (3350e9 * DECODE_MBU) == pytest.approx(6.8e-3, rel=0.02)
+    assert weight_bytes(M8B) / (3350e9 * MBU) == pytest.approx(6.8e-3, rel=0.02)
 
 
 def test_moe_decodes_faster_than_dense_of_equal_total_params():
     mix = MODELS["mixtral-8x7b"]
-    dense = mix.model_copy(update={"id": "dense-46b", "active_params_b": mix.total_params_b})
+    dense = mix.model_copy(update={"id": "dense-46b", "active_params_b": mix.total_params_b, "experts": 1,
+                                   "experts_per_token": 1})
     shape = replica_shape(mix, ACC["H100"], 8)
     assert shape == replica_shape(dense, ACC["H100"], 8)  # same memory footprint
     e_moe = estimate_rps(mix, ACC["H100"], shape, 200, 1000, tpot_ms=50)
     e_dense = estimate_rps(dense, ACC["H100"], shape, 200, 1000, tpot_ms=50)
     assert e_moe.rps > e_dense.rps > 0
     assert e_moe.prefill_s < e_dense.prefill_s
-    one_moe = estimate_rps(mix, ACC["H100"], shape, 200, 1000, tpot_ms=1000).step_s
-    assert one_moe < estimate_rps(dense, ACC["H100"], shape, 200, 1000, tpot_ms=1000).step_s
+    # a batch-1 step reads 2 of 8 experts; a batch of 256 reads (nearly) all of them
+    one_moe = estimate_rps(mix, ACC["H100"], shape, 200, 1000, tpot_ms=0.001).step_s
+    assert one_moe < 0.5 * estimate_rps(dense, ACC["H100"], shape, 200, 1000, tpot_ms=0.001).step_s
+    assert step_weight_bytes(mix, 256) == pytest.approx(weight_bytes(mix), rel=1e-6)
+    assert step_weight_bytes(mix, 1) == pytest.approx(mix.active_params_b * 2e9, rel=1e-6)
 
 
 @pytest.mark.parametrize("model_id", ["bge-large-en-v1-5", "bge-m3", "bge-reranker-v2-m3"])
@@ -249,8 +255,8 @@ def test_tpot_too_tight_is_infeasible():
     est = estimate_rps(M70B, ACC["H100"], shape, 200, 1000, tpot_ms=5)
     assert est.rps == 0.0 and est.limit.startswith("infeasible:") and "tpot" in est.limit
     # a TPOT just above the batch-1 step time admits a small batch and binds it
-    loose = estimate_rps(M70B, ACC["H100"], shape, 200, 1000, tpot_ms=25)
-    assert loose.rps > 0 and loose.limit == "tpot" and loose.step_s <= 0.025
+    loose = estimate_rps(M70B, ACC["H100"], shape, 200, 1000, tpot_ms=20)
+    assert loose.rps > 0 and loose.limit == "tpot" and loose.step_s <= 0.020
 
 
 def test_ttft_too_tight_is_infeasible_and_ttft_can_bind():
@@ -285,22 +291,63 @@ def test_long_context_that_does_not_fit_memory_is_infeasible():
     assert est.rps == 0.0 and est.limit.startswith("infeasible: memory")
 
 
-def test_tensor_parallel_latency_and_efficiency():
-    assert tp_efficiency(1, "pcie") == 1.0
-    assert tp_efficiency(2, "nvlink") == pytest.approx(0.95)
-    assert tp_efficiency(8, "pcie") == pytest.approx(0.85**3)
-    assert tp_latency_per_step(M70B, 1, "nvlink") == 0.0
-    assert tp_latency_per_step(M70B, 4, "nvlink") == pytest.approx(2 * 80 * 5e-6)
-    assert TP_ALLREDUCE_LATENCY_S["pcie"] > TP_ALLREDUCE_LATENCY_S["nvlink"]
-    # An impossible TPOT reports the batch-1 step time: TP 2 shortens it, but by less than half.
+def test_tensor_parallel_communication_volume_and_links():
+    # two ring all-reduces per layer of 2 (tp-1)/tp x hidden x 2 bytes x tokens over half the
+    # bidirectional figure, plus a per-message latency
+    h100, l40s = ACC["H100"], ACC["L40S"]
+    assert comm_seconds(M70B, h100, 1, 100) == 0.0
+    vol = 2 * 3 / 4 * 8192 * 2 * 100
+    assert comm_seconds(M70B, h100, 4, 100) == pytest.approx(2 * 80 * (vol / (450e9) + 5e-6))
+    # the same TP 4 over PCIe (L40S, 64 GB/s) costs far more than over NVLink
+    assert comm_seconds(M70B, l40s, 4, 100) > 5 * comm_seconds(M70B, h100, 4, 100)
+    # blank interconnect on a PCIe part: PCIe Gen4 assumed, said in the notes
+    gb, _lat, note = ACC["L4"].link(2)
+    assert gb == 64.0 and note and note.startswith("assumed")
+    # an NVLink bridge links pairs only
+    bridge = AcceleratorSpec.from_row("B", {"memory_gib": 48, "memory_bandwidth_gb_s": 768, "bf16_tflops": 150,
+                                            "architecture": "Ampere", "interconnect": "nvlink-bridge",
+                                            "interconnect_gb_s": 112.5})
+    assert bridge.link(2)[0] == 112.5 and bridge.link(4)[0] == 64.0 and "pairs only" in bridge.link(4)[2]
+    # Per replica TP 2 serves more than TP 1 (more memory for KV, more bandwidth)
     s1, s2 = ReplicaShape(1.0, 1, 8), ReplicaShape(2.0, 2, 4)
-    step1 = estimate_rps(M8B, ACC["H100"], s1, 200, 1000, tpot_ms=0.001).step_s
-    step2 = estimate_rps(M8B, ACC["H100"], s2, 200, 1000, tpot_ms=0.001).step_s
-    assert step1 / 2 < step2 < step1
-    # Per replica TP 2 serves more than TP 1 (it also has more memory for KV, so more than twice).
-    e1 = estimate_rps(M8B, ACC["H100"], s1, 200, 1000)
-    e2 = estimate_rps(M8B, ACC["H100"], s2, 200, 1000)
-    assert e2.rps > e1.rps
+    assert estimate_rps(M8B, h100, s2, 200, 1000).rps > estimate_rps(M8B, h100, s1, 200, 1000).rps
+
+
+def test_fp8_uses_fp8_tflops_and_fp8_kv_halves_kv():
+    shape = ReplicaShape(1.0, 1, 1)
+    bf = estimate_rps(M8B, ACC["H100"], shape, 2048, 128)
+    f8 = estimate_rps(M8B, ACC["H100"], shape, 2048, 128, weight_precision="fp8", kv_cache_precision="fp8")
+    assert f8.prefill_s == pytest.approx(bf.prefill_s * 989 / 1979, rel=1e-9)  # 1979 vs 989 TFLOPS
+    assert f8.max_rps > 1.5 * bf.max_rps
+    # an FP8-capable part without a figure runs at the BF16 rate, with a note
+    no_fig = AcceleratorSpec.from_row("X", {"memory_gib": 80, "memory_bandwidth_gb_s": 3350, "bf16_tflops": 989,
+                                            "architecture": "Hopper"})
+    e = estimate_rps(M8B, no_fig, shape, 2048, 128, weight_precision="fp8")
+    assert e.prefill_s == pytest.approx(bf.prefill_s, rel=1e-9) and any("BF16 rate" in n for n in e.notes)
+    # int4 is weight-only: BF16 compute, quarter-size weights
+    i4 = estimate_rps(M8B, ACC["H100"], shape, 2048, 128, weight_precision="int4")
+    assert i4.prefill_s == pytest.approx(bf.prefill_s, rel=1e-9)
+
+
+def test_batch_cap_and_regimes():
+    shape = ReplicaShape(1.0, 1, 1)
+    capped = estimate_rps(M8B, ACC["H100"], shape, 128, 2048, weight_precision="fp8", max_batch_sequences=16)
+    assert capped.regime == "batch_cap" and capped.batch == 16
+    more = estimate_rps(M8B, ACC["H100"], shape, 128, 2048, weight_precision="fp8", max_batch_sequences=64)
+    assert more.max_rps > capped.max_rps
+    assert estimate_rps(M8B, ACC["H100"], shape, 128, 2048, tpot_ms=12).regime == "tpot"
+    assert estimate_rps(M8B, ACC["H100"], shape, 20000, 2000).regime in ("kv_capacity", "bandwidth")
+    assert estimate_rps(M8B, ACC["H100"], shape, 128, 128, weight_precision="fp8", kv_cache_precision="fp8",
+                        max_batch_sequences=1024).regime == "compute"
+
+
+def test_a10g_is_estimated_through_the_a10_proxy():
+    tm = ThroughputModel(MODELS, ACC | {"A10G": AcceleratorSpec.from_row("A10G", {
+        "memory_gib": 24, "memory_bandwidth_gb_s": 600, "architecture": "Ampere", "form_factor": "PCIe"})})
+    a = tm.accelerators["A10G"]
+    assert a.proxy == "A10" and a.bf16_tflops == ACC["A10"].bf16_tflops and a.memory_bandwidth_gb_s == 600
+    est = tm.rps("llama-3-1-8b", "A10G", ReplicaShape(1.0, 1, 1), 500, 100, None, None, 0.0)
+    assert est.rps > 0 and est.rate_source == "proxy" and "proxy: A10" in est.notes
 
 
 # --------------------------------------------------------------------------- profiles

@@ -26,6 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from planner.derive.demand import LoadClass, WorkloadLoad, build_loads
+from planner.derive.serving import workload_rates
 from planner.derive.throughput import Estimate, ReplicaShape
 from planner.derive.topology import Link, build_graph, egress_matrix, rtt_matrix
 from planner.input.consistency import Offer, Resolved, residency_allows
@@ -199,18 +200,12 @@ def build_candidates(res: Resolved) -> CandidateSet:
             site = res.sites[sid]
             kept: list[Candidate] = []
             for o in site.offers:
-                shape = res.throughput.shape(w.model, o.accelerator, *site.replica_room(o))
-                if shape is None:
+                got = workload_rates(res, w, wl.classes, o, site)
+                if got is None:
                     exclusions.append(Exclusion(w.id, "", sid, o.id, f"hardware: {w.model} does not fit "
                                                 f"{o.gpus:g} x {o.accelerator}"))
                     continue
-                rps = {}
-                for lc in wl.classes:
-                    q = lc.qclass
-                    ow = s.workload(lc.origin)
-                    rps[lc.key] = res.throughput.rps(
-                        w.model, o.accelerator, shape, q.input_tokens, q.output_tokens,
-                        w.latency.ttft_ms, w.latency.tpot_ms, ow.prefix_cache_rate)
+                shape, rps = got
                 if not any(e.rps > 0 for e in rps.values()):
                     why = next(iter(rps.values())).limit if rps else "no query classes"
                     exclusions.append(Exclusion(w.id, "", sid, o.id, f"hardware: no query class can be served ({why})"))

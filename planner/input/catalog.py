@@ -97,9 +97,9 @@ _SPECS: dict[str, tuple[list[str], list[str], list[str]]] = {
 }
 _MODEL_COLUMNS = [
     "kind", "total_params_b", "active_params_b", "layers", "kv_heads", "head_dim", "hidden_size",
-    "bytes_per_param", "max_context_tokens", "source",
+    "max_context_tokens", "weight_precision", "kv_cache_precision", "experts", "experts_per_token", "source",
 ]  # fmt: skip
-_MODEL_TEXT = {"id", "kind", "source"}
+_MODEL_TEXT = {"id", "kind", "source", "weight_precision", "kv_cache_precision"}
 _MODEL_NUMERIC = [c for c in _MODEL_COLUMNS if c not in _MODEL_TEXT]
 _RTT_FIT_KEYS = ("fibre_km_per_ms", "route_factor", "overhead_ms")
 

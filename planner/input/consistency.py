@@ -653,11 +653,15 @@ def _check(loaded: LoadedScenario, catalog: Catalog) -> Resolved:
                 pt = c.point(decl.location, decl.country, decl.jurisdiction, f"sites[{decl.id}]")
             ds_points[(w.id, ds.id)] = pt
     tm = ThroughputModel(models, accs, profile=profile, target_utilisation=s.policies.target_utilisation,
-                         kv_reserve_fraction=s.policies.kv_reserve_fraction)
+                         kv_reserve_fraction=s.policies.kv_reserve_fraction,
+                         max_batch_sequences=s.policies.max_batch_sequences)
     res = Resolved(loaded=loaded, catalog=catalog, models=models, accelerators=accs, user_regions=users,
                    sites=sites, throughput=tm, data_source_points=ds_points, warnings=c.warnings,
                    compute_excluded=excluded)
     _check_fits(res, c)
+    from planner.derive.serving import throughput_notes
+
+    res.warnings.extend(throughput_notes(res))
     if c.problems:
         raise InputError(c.problems)
     return res

@@ -18,6 +18,8 @@ Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 NonNeg = Annotated[float, Field(ge=0.0)]
 Positive = Annotated[float, Field(gt=0.0)]
+#: Numeric formats of weights and KV cache (planner/derive/throughput.py: PRECISION_BYTES).
+Precision = Literal["bf16", "fp16", "fp8", "int4"]
 
 PROVIDERS = ("aws", "azure", "gcp", "lambda", "nebius")
 WORKLOAD_KINDS = ("realtime_chat", "agents", "reranking", "batch_embeddings")
@@ -149,14 +151,19 @@ class ModelSpec(Strict):
     kv_heads: int = Field(gt=0)
     head_dim: int = Field(gt=0)
     hidden_size: int = Field(gt=0)
-    bytes_per_param: Positive = 2.0
     max_context_tokens: int = Field(gt=0)
+    weight_precision: Precision = Field(default="bf16", description="weights as served: bf16|fp16|fp8|int4")
+    kv_cache_precision: Precision = Field(default="bf16", description="KV cache elements: bf16|fp16|fp8|int4")
+    experts: int = Field(default=1, gt=0, description="experts per MoE layer (1 = dense)")
+    experts_per_token: int = Field(default=1, gt=0, description="experts a token passes through (1 = dense)")
     source: str = ""
 
     @model_validator(mode="after")
     def _active_le_total(self) -> ModelSpec:
         if self.active_params_b > self.total_params_b:
             raise ValueError("active_params_b cannot exceed total_params_b")
+        if self.experts_per_token > self.experts:
+            raise ValueError("experts_per_token cannot exceed experts")
         return self
 
 
@@ -253,6 +260,9 @@ class Workload(Strict):
     residency: Literal["any", "same_as_user"] | list[str] = "any"
     redundancy: Redundancy = Field(default_factory=Redundancy)
     data_sources: list[DataSource] = Field(default_factory=list)
+    weight_precision: Precision | None = Field(default=None, description="override the model's weight precision")
+    kv_cache_precision: Precision | None = Field(default=None, description="override the model's KV precision")
+    max_batch_sequences: int | None = Field(default=None, gt=0, description="override policies.max_batch_sequences")
 
     @property
     def is_batch(self) -> bool:
@@ -341,6 +351,7 @@ class Policies(Strict):
     hours_per_month: Positive = 730.0
     target_utilisation: float = Field(default=0.8, gt=0.0, le=1.0)
     kv_reserve_fraction: NonNeg = Field(default=0.2, description="KV cache reserve as a fraction of weight bytes")
+    max_batch_sequences: int = Field(default=256, gt=0, description="concurrent sequences per replica (vLLM max_num_seqs)")
     carbon_usd_per_tonne: NonNeg = Field(default=0.0, description="weight of the carbon term (0 = off)")
     latency_usd_per_ms_per_rps: NonNeg = Field(default=0.0, description="weight of the latency term (0 = off)")
 

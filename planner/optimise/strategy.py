@@ -29,6 +29,7 @@ from collections.abc import Callable
 import numpy as np
 
 from planner.derive.candidates import CandidateSet, failover_rtt_limit, protected_classes
+from planner.derive.serving import workload_rates
 from planner.input.consistency import residency_allows
 from planner.optimise.backends import (
     Cancelled,
@@ -177,7 +178,7 @@ def explain_failover(cs: CandidateSet) -> list[str]:
                             w.residency, up, site.point) is not None:
                         continue
                     link = cs.rtt[(u, sid)]
-                    if link.rtt_ms is None or not _can_run(res, w, lc, site):
+                    if link.rtt_ms is None or not _can_run(res, w, lc, site, wl.classes):
                         continue
                     others.append((link.rtt_ms, sid))
                 others.sort()
@@ -198,15 +199,10 @@ def explain_failover(cs: CandidateSet) -> list[str]:
     return out
 
 
-def _can_run(res, w, lc, site) -> bool:
+def _can_run(res, w, lc, site, classes) -> bool:
     for o in site.offers:
-        shape = res.throughput.shape(w.model, o.accelerator, *site.replica_room(o))
-        if shape is None:
-            continue
-        ow = res.scenario.workload(lc.origin)
-        est = res.throughput.rps(w.model, o.accelerator, shape, lc.qclass.input_tokens, lc.qclass.output_tokens,
-                                 w.latency.ttft_ms, w.latency.tpot_ms, ow.prefix_cache_rate)
-        if est.rps > 0:
+        got = workload_rates(res, w, classes, o, site)
+        if got is not None and got[1][lc.key].rps > 0:
             return True
     return False
 

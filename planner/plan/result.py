@@ -421,9 +421,9 @@ def _candidates(cs: CandidateSet) -> list[dict]:
                 continue
             src_w, src_k = _source(lc)
             classes.append({"class": lc.qclass.id, "source_workload": src_w, "source_class": src_k,
-                            "planning_rps": est.rps, "max_rps": est.rps / util,
-                            "rate_source": "profile" if est.source == "profile" else "estimate",
-                            "rate_limit": est.limit})
+                            "planning_rps": est.rps, "max_rps": est.max_rps if est.rps > 0 else est.rps / util,
+                            "rate_source": est.rate_source, "rate_limit": est.limit,
+                            "regime": est.regime or None, "batch": est.batch, "notes": list(est.notes)})
         rows.append({"workload": c.workload, "site": c.site, "offer": c.offer.id, "accelerator": c.offer.accelerator,
                      "instance_type": c.offer.instance_type, "tiers": list(c.tiers),
                      "shape": {"tp": c.shape.tp, "gpus": c.shape.gpus,
@@ -662,7 +662,10 @@ def result_json_schema() -> dict[str, Any]:
         tiers={"type": "array", "items": tier},
         shape=obj(tp=int0, gpus=num0, replicas_per_instance=int0), gpus_per_replica=num0,
         classes=rows(source_workload=text_n, source_class=text_n, planning_rps=num0, max_rps=num0,
-                     rate_source=enum(("estimate", "profile")), rate_limit=text, **{"class": text}),
+                     rate_source=enum(("estimate", "profile", "proxy")), rate_limit=text,
+                     regime=enum(("compute", "bandwidth", "kv_capacity", "batch_cap", "ttft", "tpot"), null=True),
+                     batch={**num0, "description": "concurrent sequences of the estimate (0: prefill-only or measured)"},
+                     notes={"type": "array", "items": text}, **{"class": text}),
         unit_prices=rows(tier=tier, usd_per_instance_hour=num0_n, usd_per_gpu_month=num0_n),
     )
     utilisation = rows(site=text, provider=text, site_kind=site_kind, slot=text, gpus_installed=num0,

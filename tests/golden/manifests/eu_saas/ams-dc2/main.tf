@@ -1,5 +1,5 @@
 # planner manifests: site "ams-dc2" ("onprem", "onprem")
-# Generated from result.json (plan "10fd5d729d3740e11fccde8c0705dde368a1773f010b4eab453984e298b8b87c"); re-render with `planner manifests` instead of editing.
+# Generated from result.json (plan "70feed0160e07a1070be87bd5e7eea861e8e04fe5b6f664691aac95666973112"); re-render with `planner manifests` instead of editing.
 # No commitment, reservation or savings-plan resource is emitted: those are purchases a person makes.
 
 locals {
@@ -8,7 +8,7 @@ locals {
   scenario_description = "EU SaaS with GDPR residency, two on-prem racks and EU cloud overflow"
   variant              = "base"
   variant_description  = ""
-  plan_hash            = "10fd5d729d3740e11fccde8c0705dde368a1773f010b4eab453984e298b8b87c"
+  plan_hash            = "70feed0160e07a1070be87bd5e7eea861e8e04fe5b6f664691aac95666973112"
   slot_start_utc       = { "night" = 0, "early" = 4, "morning" = 8, "afternoon" = 12, "evening" = 16, "late" = 20 }
   slot_counts = {
     ams_dc2_l40s_owned = { "night" = 8, "early" = 8, "morning" = 8, "afternoon" = 8, "evening" = 8, "late" = 8 }
@@ -39,9 +39,9 @@ module "gpu_pool_ams_dc2_l40s_owned" {
   count_per_slot    = { "night" = 8, "early" = 8, "morning" = 8, "afternoon" = 8, "evening" = 8, "late" = 8 }
   slot_start_utc    = local.slot_start_utc
   power_budget_kw   = 25
-  workloads         = ["doc-rerank", "support-chat"]
-  models            = ["bge-reranker-v2-m3", "llama-3-1-8b"]
+  workloads         = ["support-chat", "support-chat-large"]
+  models            = ["llama-3-1-70b", "llama-3-1-8b"]
   reserved_term     = null
   reserved_discount = null
-  labels            = { "planner-feature" = "assistant_semantic-search", "planner-n-plus-1-standby" = "true", "planner-plan-hash" = "10fd5d729d3740e1", "planner-scenario" = "eu-saas", "planner-site" = "ams-dc2", "planner-tenant" = "acme-search_acme-support", "planner-tier" = "owned", "planner-variant" = "base", "planner-workload-doc-rerank" = "true", "planner-workload-support-chat" = "true" }
+  labels            = { "planner-feature" = "assistant_assistant-escalation", "planner-n-plus-1-standby" = "true", "planner-plan-hash" = "70feed0160e07a10", "planner-scenario" = "eu-saas", "planner-site" = "ams-dc2", "planner-tenant" = "acme-support", "planner-tier" = "owned", "planner-variant" = "base", "planner-workload-support-chat" = "true", "planner-workload-support-chat-large" = "true" }
 }

@@ -1,5 +1,5 @@
 # planner manifests: site "fra-dc1" ("onprem", "onprem")
-# Generated from result.json (plan "10fd5d729d3740e11fccde8c0705dde368a1773f010b4eab453984e298b8b87c"); re-render with `planner manifests` instead of editing.
+# Generated from result.json (plan "70feed0160e07a1070be87bd5e7eea861e8e04fe5b6f664691aac95666973112"); re-render with `planner manifests` instead of editing.
 # No commitment, reservation or savings-plan resource is emitted: those are purchases a person makes.
 
 locals {
@@ -8,10 +8,10 @@ locals {
   scenario_description = "EU SaaS with GDPR residency, two on-prem racks and EU cloud overflow"
   variant              = "base"
   variant_description  = ""
-  plan_hash            = "10fd5d729d3740e11fccde8c0705dde368a1773f010b4eab453984e298b8b87c"
+  plan_hash            = "70feed0160e07a1070be87bd5e7eea861e8e04fe5b6f664691aac95666973112"
   slot_start_utc       = { "night" = 0, "early" = 4, "morning" = 8, "afternoon" = 12, "evening" = 16, "late" = 20 }
   slot_counts = {
-    fra_dc1_h100_owned = { "night" = 14, "early" = 14, "morning" = 14, "afternoon" = 14, "evening" = 14, "late" = 14 }
+    fra_dc1_h100_owned = { "night" = 15, "early" = 15, "morning" = 15, "afternoon" = 15, "evening" = 15, "late" = 15 }
   }
 }
 
@@ -19,7 +19,7 @@ terraform {
   required_version = ">= 1.5"
 }
 
-# group "fra-dc1-h100" / "owned": "fixed size 14"
+# group "fra-dc1-h100" / "owned": "fixed size 15"
 module "gpu_pool_fra_dc1_h100_owned" {
   source            = "./modules/gpu_pool"
   name              = "fra-dc1-h100-owned"
@@ -34,14 +34,14 @@ module "gpu_pool_fra_dc1_h100_owned" {
   fixed             = true
   gpus_per_instance = 1
   gpus_per_server   = 8
-  min_count         = 14
-  max_count         = 14
-  count_per_slot    = { "night" = 14, "early" = 14, "morning" = 14, "afternoon" = 14, "evening" = 14, "late" = 14 }
+  min_count         = 15
+  max_count         = 15
+  count_per_slot    = { "night" = 15, "early" = 15, "morning" = 15, "afternoon" = 15, "evening" = 15, "late" = 15 }
   slot_start_utc    = local.slot_start_utc
   power_budget_kw   = 60
   workloads         = ["doc-embed", "doc-rerank", "support-chat", "support-chat-large"]
   models            = ["bge-m3", "bge-reranker-v2-m3", "llama-3-1-70b", "llama-3-1-8b"]
   reserved_term     = null
   reserved_discount = null
-  labels            = { "planner-feature" = "assistant_assistant-escalation_indexing_semantic-search", "planner-n-plus-1-standby" = "true", "planner-plan-hash" = "10fd5d729d3740e1", "planner-scenario" = "eu-saas", "planner-site" = "fra-dc1", "planner-tenant" = "acme-search_acme-support", "planner-tier" = "owned", "planner-variant" = "base", "planner-workload-doc-embed" = "true", "planner-workload-doc-rerank" = "true", "planner-workload-support-chat" = "true", "planner-workload-support-chat-large" = "true" }
+  labels            = { "planner-feature" = "assistant_assistant-escalation_indexing_semantic-search", "planner-n-plus-1-standby" = "true", "planner-plan-hash" = "70feed0160e07a10", "planner-scenario" = "eu-saas", "planner-site" = "fra-dc1", "planner-tenant" = "acme-search_acme-support", "planner-tier" = "owned", "planner-variant" = "base", "planner-workload-doc-embed" = "true", "planner-workload-doc-rerank" = "true", "planner-workload-support-chat" = "true", "planner-workload-support-chat-large" = "true" }
 }
