@@ -343,6 +343,9 @@ class Policies(Strict):
     kv_reserve_fraction: NonNeg = Field(default=0.2, description="KV cache reserve as a fraction of weight bytes")
     carbon_usd_per_tonne: NonNeg = Field(default=0.0, description="weight of the carbon term (0 = off)")
     latency_usd_per_ms_per_rps: NonNeg = Field(default=0.0, description="weight of the latency term (0 = off)")
+    max_gpus_per_region: int | None = Field(
+        default=None, ge=0, description="warning only: flag a cloud region renting more GPUs than this in a slot "
+        "(reserved + on-demand + spot); the plan is not limited (none = no warning)")
 
 
 # --------------------------------------------------------------------------- variants
