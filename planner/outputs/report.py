@@ -180,7 +180,7 @@ def report_sections(m: dict) -> list[dict]:
     st = m["status"]
     gap = "n/a" if st["gap"] is None else f"{st['gap'] * 100:.2f} %"
     status = (f"status {st['status']}, gap {gap}, {st['solver_version']}, {st['integrality']} formulation, "
-              f"{st['time_s']:.1f} s; independent verification: {st['verified']}")
+              f"{count(round(st['time_s'], 1))} s; independent verification: {st['verified']}")
     out: list[dict] = [{"id": "status", "title": "Status", "paragraphs": [status],
                         "bullets": [f"reason: {r}" for r in st["reasons"]], "tables": []}]
     if not m["has_plan"]:
@@ -446,10 +446,21 @@ def plain_number(x):
 
 
 def _plain_rows(rows: list[dict]) -> list[dict]:
+    def in_json(v):  # inside a list (written as JSON text): whole floats as integers
+        if isinstance(v, dict):
+            return {k: in_json(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [in_json(x) for x in v]
+        return int(v) if isinstance(v, float) and math.isfinite(v) and v == int(v) else v
+
     def conv(v):
         if isinstance(v, dict):
             return {k: conv(x) for k, x in v.items()}
-        return plain_number(v)
+        if isinstance(v, list):
+            return in_json(v)
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            return v
+        return str(plain_number(v))  # text, so that pandas never turns a column with a gap into floats
 
     return [{k: conv(v) for k, v in r.items()} for r in rows]
 

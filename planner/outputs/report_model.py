@@ -70,11 +70,18 @@ def class_name(workload: str, cls: str, source_workload: str | None = None, sour
 
 
 def _r(x, nd: int = 6):
-    return None if x is None else round(float(x), nd) + 0.0
+    """x rounded to nd decimals, or to 8 significant digits below 1 (unit costs are small)."""
+    if x is None:
+        return None
+    x = float(x)
+    if 0 < abs(x) < 1:
+        return float(f"{x:.8g}")
+    return round(x, nd) + 0.0
 
 
 def _tidy(obj):
-    """Round every float to 6 decimals (the model is for people; result.json keeps full floats)."""
+    """Round every float (6 decimals; 8 significant digits below 1): the model is for people and
+    its golden file must not depend on the last bits of a sum; result.json keeps full floats."""
     if isinstance(obj, float):
         return _r(obj)
     if isinstance(obj, dict):
