@@ -29,8 +29,9 @@ import yaml
 from click.testing import CliRunner
 
 from planner.outputs.html import render_html
-from planner.outputs.report import print_summary, render_markdown, report_csvs, sig, write_outputs
+from planner.outputs.report import print_summary, render_markdown, report_csvs, write_outputs
 from planner.outputs.report_model import build_report
+from planner.outputs.report_sections import sig
 from planner.plan.result import PlacementResult
 
 EXAMPLES = ("eu_saas", "global_chat", "embeddings_pipeline")

@@ -257,8 +257,8 @@ def report_charts(m: dict) -> dict[str, list[str]]:
 
 def render_html(d: dict, m: dict | None = None) -> str:
     """report.html of result.json data ``d`` (its report model ``m`` when already built)."""
-    from planner.outputs.report import report_sections
     from planner.outputs.report_model import build_report
+    from planner.outputs.report_sections import report_sections
 
     m = m if m is not None else build_report(d)
     sc = m["scenario"]
