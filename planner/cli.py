@@ -114,7 +114,7 @@ def validate(scenario: Path, variant: str | None, debug: bool, all_variants: boo
 @main.command()
 @scenario_options
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
-              help="write result.json, plan.json, report.md and CSVs here")
+              help="write result.json, plan.json, report.md, report.html and CSVs here")
 @click.option("--solver", type=click.Choice(["highs", "cbc"]), default="highs", show_default=True)
 @click.option("--time-limit", type=float, default=60.0, show_default=True,
               help="wall-clock seconds for the whole run: reading, solving, verifying, writing")
@@ -178,7 +178,7 @@ def solve(scenario: Path, variant, debug, out_dir, solver, time_limit, gap, thre
             plan = plan_from_result(result.data) if result.data.get("placements") is not None else None
             result.data["solve"]["time_s"] = time.monotonic() - started
             write_outputs(result, out_dir, plan=plan)
-            say(f"wrote {out_dir}/result.json, plan.json, report.md and CSVs")
+            say(f"wrote {out_dir}/result.json, plan.json, report.md, report.html and CSVs")
         else:
             result.data["solve"]["time_s"] = time.monotonic() - started
         if manifests_dir is not None:

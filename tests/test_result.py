@@ -341,7 +341,8 @@ def test_write_outputs(tmp_path, cs):
     again = build_result(cs, Plan.read(out / "plan.json"))
     assert again.to_json() == (out / "result.json").read_text()
     report = (out / "report.md").read_text()
-    assert "## Standby replicas" in report and "standby_replicas" in report
+    assert "## Standby capacity" in report and "## Bill of materials" in report
+    assert {"report.html", "bom.csv", "placement_by_slot.csv", "standby.csv", "cost_by_site.csv"} <= names
 
 
 def test_report_failover_section(cs, tiny_doc):

@@ -354,6 +354,9 @@ class Policies(Strict):
     max_batch_sequences: int = Field(default=256, gt=0, description="concurrent sequences per replica (vLLM max_num_seqs)")
     carbon_usd_per_tonne: NonNeg = Field(default=0.0, description="weight of the carbon term (0 = off)")
     latency_usd_per_ms_per_rps: NonNeg = Field(default=0.0, description="weight of the latency term (0 = off)")
+    max_gpus_per_region: int | None = Field(
+        default=None, ge=0, description="warning only: flag a cloud region renting more GPUs than this in a slot "
+        "(reserved + on-demand + spot); the plan is not limited (none = no warning)")
 
 
 # --------------------------------------------------------------------------- variants

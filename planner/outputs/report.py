@@ -1,14 +1,25 @@
-"""Render results: terminal summary (rich), report.md, CSVs. Reads result.json data only.
+"""Render results: terminal summary (rich), report.md, CSVs (and report.html through
+:mod:`planner.outputs.html`). Reads result.json data only, through the report model
+(:mod:`planner.outputs.report_model`): one model, three renderings.
 
-result.json keeps full floats; the renderings here round for people.
+result.json keeps full floats; the renderings here round for people (thousands separators,
+units, no e-notation) and name things as the architect does (``support-chat escalated
+long-context``, ``early (04-08 h UTC)``), never by internal keys.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import math
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+
 from planner.input.consistency import Resolved
+from planner.outputs.report_model import build_report
+from planner.outputs.report_sections import _table, report_sections, sig  # noqa: F401 (sig: public)
 from planner.plan.plan import Plan
 from planner.plan.result import (
     EXCLUSION_COLUMNS,
@@ -54,67 +65,6 @@ def _count(it) -> dict:
     return out
 
 
-def print_summary(result: PlacementResult) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    d = result.data
-    console = Console(width=120)
-    sv = d["solve"]
-    sm = d["summary"]
-    gap = f"{sv['gap'] * 100:.3f} %" if sv.get("gap") is not None else "n/a"
-    console.print(f"[bold]{d['scenario']['name']}[/bold] ({d['scenario']['variant'] or 'base'}): "
-                  f"status [bold]{sv['status']}[/bold], gap {gap}, {sv['solver_version']}, "
-                  f"{sv['integrality']} formulation, {sv['time_s']:.2f} s")
-    for reason in sv.get("reasons", []):
-        console.print(f"reason: {reason}")
-    if sm["total_usd_per_month"] is None:
-        for note in sv.get("notes", []):
-            console.print(f"note: {note}")
-        return
-    console.print(f"monthly cost {_usd(sm['total_usd_per_month'])} (+ owned GPUs sunk {_usd(sm['owned_sunk_usd_per_month'])}); "
-                  f"{sm['requests_per_month']:,.0f} requests/month; "
-                  f"${sm['usd_per_1k_requests'] or 0:.4f} per 1k requests; {sm['kg_co2e_per_month']:,.0f} kg CO2e; "
-                  f"standby {_usd(sm['standby_usd_per_month'])}")
-    t = Table(title="placement (peak slot)")
-    for col in ("workload", "site", "accelerator", "tier", "replicas", "standby", "GPUs"):
-        t.add_column(col, justify="right" if col in ("replicas", "standby", "GPUs") else "left")
-    for row in placement_peak(d):
-        t.add_row(row["workload"], row["site"], row["accelerator"], row["tier"], f"{row['replicas']:g}",
-                  f"{row['standby_replicas']:g}", f"{row['gpus']:g}")
-    console.print(t)
-    c = Table(title="cost by site")
-    for col in ("site", "kind", "USD/month"):
-        c.add_column(col, justify="right" if col == "USD/month" else "left")
-    for row in cost_by(d, ("site", "kind")):
-        c.add_row(row["site"], row["kind"], f"{row['usd_per_month']:,.0f}")
-    console.print(c)
-    for note in sv.get("notes", []):
-        console.print(f"note: {note}")
-    ver = d.get("verification")
-    if ver is not None:
-        console.print("verify: " + ("ok" if ver["ok"] else f"{len(ver['violations'])} violations"))
-
-
-def placement_peak(d: dict) -> list[dict]:
-    """Replicas (and standby replicas) per workload/site/accelerator/tier in each workload's
-    busiest slot."""
-    by_slot: dict[tuple, float] = defaultdict(float)
-    for p in d["placements"]:
-        by_slot[(p["workload"], p["slot"])] += p["gpus"]
-    peak = {}
-    for (w, t), g in by_slot.items():
-        if g > peak.get(w, (None, -1))[1]:
-            peak[w] = (t, g)
-    agg: dict[tuple, list] = defaultdict(lambda: [0.0, 0.0, 0.0])
-    for p in d["placements"]:
-        if peak.get(p["workload"], (None,))[0] == p["slot"]:
-            k = (p["workload"], p["site"], p["accelerator"], p["tier"])
-            agg[k][0] += p["replicas"]
-            agg[k][1] += p["gpus"]
-            agg[k][2] += p["standby_replicas"]
-    return [{"workload": k[0], "site": k[1], "accelerator": k[2], "tier": k[3], "replicas": round(v[0], 6),
-             "standby_replicas": round(v[2], 6), "gpus": round(v[1], 6)} for k, v in sorted(agg.items())]
 
 
 def standby_by_slot(d: dict) -> list[dict]:
@@ -150,83 +100,87 @@ def _md_table(rows: list[dict], cols: list[str], fmt: dict | None = None) -> str
     return "\n".join(out) + "\n"
 
 
+# ============================================================================ markdown
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def md_table(t: dict) -> str:
+    cols = t["columns"]
+    num = set(t["numeric"])
+    lines = []
+    if t.get("caption"):
+        lines += [t["caption"], ""]
+    if not t["rows"]:
+        return "\n".join([*lines, "_none_", ""])
+    lines.append("| " + " | ".join(_md_cell(c) for c in cols) + " |")
+    lines.append("|" + "|".join("---:" if i in num else "---" for i in range(len(cols))) + "|")
+    for r in t["rows"]:
+        lines.append("| " + " | ".join(_md_cell(c) for c in r) + " |")
+    if t.get("total"):
+        lines.append("| " + " | ".join(f"**{_md_cell(c)}**" if c else "" for c in t["total"]) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def render_markdown(result: PlacementResult) -> str:
+    """report.md: the report model's sections as Markdown."""
+    m = build_report(result.data)
+    parts = [f"# {m['title']}", ""]
+    for sec in report_sections(m):
+        parts += [f"## {sec['title']}", ""]
+        for p in sec["paragraphs"]:
+            parts += [p, ""]
+        if sec["bullets"]:
+            parts += [f"- {b}" for b in sec["bullets"]] + [""]
+        for t in sec["tables"]:
+            parts.append(md_table(t))
     d = result.data
-    sv, sm = d["solve"], d["summary"]
-    money = lambda x: "-" if x is None else f"{x:,.2f}"  # noqa: E731
-    gap = f"{sv['gap'] * 100:.3f} %" if sv.get("gap") is not None else "n/a"
-    bound = "n/a" if sv.get("bound") is None else str(round(sv["bound"], 6))
-    parts = [
-        f"# Placement plan: {d['scenario']['name']} ({d['scenario']['variant'] or 'base'})\n",
-        f"- status: **{sv['status']}** ({sv['model_status']}), gap {gap}, bound {bound}, "
-        f"{sv['solver_version']}, {sv['integrality']} formulation, {sv['time_s']:.2f} s",
-    ]
-    parts.extend(f"- reason: {r}" for r in sv.get("reasons", []))
-    if sm["total_usd_per_month"] is not None:
-        per_1k = sm["usd_per_1k_requests"]
-        parts += [
-            f"- monthly cost: **{money(sm['total_usd_per_month'])} USD** (owned GPUs, sunk: "
-            f"{money(sm['owned_sunk_usd_per_month'])} USD)",
-            f"- standby capacity (replicas beyond normal serving, e.g. N+1 hot standby): "
-            f"{money(sm['standby_usd_per_month'])} USD per month",
-            f"- requests per month: {sm['requests_per_month']:,.0f}; cost per 1k requests: "
-            f"{None if per_1k is None else round(per_1k, 6)} USD",
-            f"- carbon: {sm['kg_co2e_per_month']:,.1f} kg CO2e per month",
-        ]
-    parts.append(f"- scenario {d['scenario']['path']} (sha256 {d['scenario']['content_hash']}), "
-                 f"catalog {d['catalog']['version']}")
-    if sv.get("rounding"):
-        r = sv["rounding"]
-        parts.append(f"- pooled formulation: rounding to whole replicas added {money(r.get('added_usd_per_month'))} "
-                     f"USD/month (pooled {money(r.get('pooled_objective') or 0)} -> "
-                     f"{money(r.get('rounded_objective') or 0)})")
-    for n in sv.get("notes", []):
-        parts.append(f"- note: {n}")
-    parts.append("")
-    parts.append("## Baseline and burst per time slot\n")
-    parts.append("GPUs owned/reserved for the whole month (baseline) and rented per slot (burst), and how many are busy.\n")
-    parts.append(_md_table(baseline_burst(d), ["slot", "baseline_gpus", "burst_gpus", "used_gpus", "kw"],
-                           {"kw": lambda x: f"{x:,.1f}"}))
-    parts.append("\n## Placement (peak slot of each workload)\n")
-    parts.append(_md_table(placement_peak(d), ["workload", "site", "accelerator", "tier", "replicas",
-                                               "standby_replicas", "gpus"]))
-    parts.append("\n## Standby replicas\n")
-    parts.append("Replicas beyond those normal serving keeps busy (hot standby for N+1, spares), per slot; cost = "
-                 "standby replicas x GPUs per replica x the tier's GPU price for the slot's hours (owned GPUs: 0, sunk).\n")
-    parts.append(_md_table(standby_by_slot(d), ["workload", "slot", "site", "accelerator", "tier", "replicas",
-                                                "busy_replicas", "standby_replicas", "usd_per_month"],
-                           {"busy_replicas": _rnd(3), "usd_per_month": money}))
-    parts.append("\n## Routes\n")
-    parts.append(_md_table(d["routes"], ["workload", "user_region", "slot", "site", "share", "rtt_ms", "rtt_source"],
-                           {"share": lambda x: f"{x:.3f}", "rtt_ms": _rnd(2)}))
-    parts.append("\n## Cost by site\n")
-    parts.append(_md_table(cost_by(d, ("site", "provider")), ["site", "provider", "usd_per_month"], {"usd_per_month": money}))
-    parts.append("\n## Cost by workload and kind\n")
-    parts.append(_md_table(cost_by(d, ("workload", "kind")), ["workload", "kind", "usd_per_month"], {"usd_per_month": money}))
-    parts.append("\n## Unit costs\n")
-    parts.append(_md_table(d["unit_costs"], ["workload", "class", "requests_per_month", "usd_per_month",
-                                             "usd_per_1k_requests", "usd_per_successful_outcome"],
-                           {"requests_per_month": _rnd(1), "usd_per_month": _rnd(2), "usd_per_1k_requests": _rnd(6),
-                            "usd_per_successful_outcome": _rnd(8)}))
-    parts.append("\n## By tenant and feature\n")
-    parts.append(_md_table(d["attribution"], ["tenant", "feature", "usd_per_month"], {"usd_per_month": money}))
-    parts.append("\n## Utilisation\n")
-    parts.append(_md_table(d["utilisation"], ["site", "slot", "gpus_installed", "gpus_used", "utilisation", "kw",
-                                              "power_budget_kw", "kg_co2e_per_month"],
-                           {"gpus_installed": _rnd(6), "gpus_used": _rnd(6), "utilisation": lambda x: f"{x:.0%}",
-                            "kw": _rnd(4), "kg_co2e_per_month": _rnd(3)}))
-    parts.append("\n## Binding constraints\n")
-    parts.append(_md_table(d["binding"], ["family", "label", "activity", "limit", "slack", "unit"],
-                           {"activity": _rnd(6), "limit": _rnd(6), "slack": _rnd(6)}))
-    parts.append("\n## Failover (N+1) check\n")
-    parts.append(failover_text(d))
-    parts.append("\n## Pruned candidates\n")
     by_rule = d["exclusions"]["by_rule"]
-    parts.append(_md_table([{"rule": k, "count": v} for k, v in by_rule.items() if v], ["rule", "count"]))
-    if d.get("warnings"):
-        parts.append("\n## Warnings\n")
-        parts.extend(f"- {w}" for w in d["warnings"])
-    return "\n".join(parts) + "\n"
+    parts += ["## Pruned candidates", "",
+              md_table(_table(["rule", "pairs pruned"], [[k, f"{v:,d}"] for k, v in by_rule.items() if v],
+                              numeric={1}))]
+    return "\n".join(parts).rstrip("\n") + "\n"
+
+
+# ============================================================================ terminal
+TERMINAL_SECTIONS = ("headline", "bom", "placement", "standby", "costs", "binding", "warnings", "solver-notes")
+
+
+def print_summary(result: PlacementResult) -> None:
+    """The terminal summary: the report model's main sections as rich tables."""
+    from rich.console import Console
+    from rich.table import Table
+
+    m = build_report(result.data)
+    console = Console(width=160)
+    sections = {s["id"]: s for s in report_sections(m)}
+    console.print(f"[bold]{m['title']}[/bold]")
+    console.print(sections["status"]["paragraphs"][0], markup=False)
+    for b in sections["status"]["bullets"]:
+        console.print(b, markup=False)
+    for sid in TERMINAL_SECTIONS:
+        sec = sections.get(sid)
+        if sec is None:
+            continue
+        console.print(f"\n[bold]{sec['title']}[/bold]")
+        for b in sec["bullets"]:
+            console.print(f"- {b}", markup=False)
+        for t in sec["tables"]:
+            if sid == "costs" and t["key"] != "cost_by_site":
+                continue
+            keep = t.get("compact") or list(range(len(t["columns"])))
+            tab = Table(caption=t.get("caption"))
+            for i in keep:
+                tab.add_column(t["columns"][i], justify="right" if i in t["numeric"] else "left")
+            for r in t["rows"]:
+                tab.add_row(*[r[i] for i in keep])
+            if t.get("total"):
+                tab.add_section()
+                tab.add_row(*[t["total"][i] for i in keep], style="bold")
+            console.print(tab)
+        if not sec["bullets"] and not sec["tables"]:
+            for p in sec["paragraphs"]:
+                console.print(p, markup=False)
 
 
 def failover_text(d: dict) -> str:
@@ -255,16 +209,163 @@ def baseline_burst(d: dict) -> list[dict]:
              "kw": a[3]} for t, a in agg.items()]
 
 
+# ============================================================================ CSVs
+def plain_number(x):
+    """A CSV number: no e-notation, no ``.0`` on whole numbers, full precision otherwise."""
+    if isinstance(x, bool) or not isinstance(x, float):
+        return x
+    if not math.isfinite(x):
+        return x
+    if x == int(x) and abs(x) < 1e15:
+        return int(x)
+    return np.format_float_positional(x, trim="-")
+
+
+def _plain_rows(rows: list[dict]) -> list[dict]:
+    def in_json(v):  # inside a list (written as JSON text): whole floats as integers
+        if isinstance(v, dict):
+            return {k: in_json(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [in_json(x) for x in v]
+        return int(v) if isinstance(v, float) and math.isfinite(v) and v == int(v) else v
+
+    def conv(v):
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return in_json(v)
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            return v
+        return str(plain_number(v))  # text, so that pandas never turns a column with a gap into floats
+
+    return [{k: conv(v) for k, v in r.items()} for r in rows]
+
+
+def _csv(header: list[str], rows: list[list]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    for r in rows:
+        w.writerow(["" if v is None else plain_number(v) for v in r])
+    return buf.getvalue()
+
+
+def _cents(x: float) -> str:
+    return f"{x:.2f}"
+
+
+def _cents_rows(amounts: list[float], total: float) -> list[str]:
+    """Amounts in cents that add up exactly to the total's cents (largest remainder)."""
+    from planner.outputs.manifests import cents_apportioned
+
+    return [f"{c / 100:.2f}" for c in cents_apportioned(amounts, total)]
+
+
+def report_csvs(d: dict, m: dict) -> dict[str, str]:
+    """The report's own CSVs (tidy: one key per row, one column per slot, money in cents adding up
+    exactly to the total row): costs.csv, bom.csv, placement_by_slot.csv, standby.csv,
+    cost_by_site.csv, utilisation_by_slot.csv."""
+    sids = [t["id"] for t in d["time_slots"]]
+    out: dict[str, str] = {}
+    if not m["has_plan"]:
+        return out
+    # costs.csv: one row per (site, workload, tier, kind, item); monthly and per-slot columns
+    keys: dict[tuple, dict] = {}
+    for c in d["costs"]:
+        k = (c["site"], c["provider"], c["workload"] or "", c["tier"] or "", c["kind"], c["item"] or "")
+        row = keys.setdefault(k, {"monthly": 0.0, **{t: 0.0 for t in sids}})
+        row["monthly" if c["slot"] is None else c["slot"]] += c["usd_per_month"]
+    cols = ["monthly", *sids]
+    flat = [(k, col, v[col]) for k, v in sorted(keys.items()) for col in cols]
+    decision = m["headline"]["decision_usd_per_month"]
+    sunk = m["headline"]["sunk_usd_per_month"]
+    # cents per cell, decision and sunk apportioned apart so each adds up to its headline total
+    cell: dict[tuple, str] = {}
+    for sunk_part, total in ((False, decision), (True, sunk)):
+        part = [(k, col, v) for k, col, v in flat if (k[4] == "owned_sunk") == sunk_part]
+        for (k, col, _v), c in zip(part, _cents_rows([v for _k, _c, v in part], total), strict=True):
+            cell[(k, col)] = c
+    rows = []
+    for k in sorted(keys):
+        vals = [cell[(k, col)] for col in cols]
+        cost_type = "sunk" if k[4] == "owned_sunk" else "decision"
+        rows.append([*k[:4], k[4], k[5], cost_type, *vals, f"{sum(round(float(v) * 100) for v in vals) / 100:.2f}"])
+    rows.append(["total", "", "", "", "", "", "decision", *["" for _ in cols], _cents(decision)])
+    rows.append(["total", "", "", "", "", "", "sunk", *["" for _ in cols], _cents(sunk)])
+    out["costs.csv"] = _csv(["site", "provider", "workload", "tier", "kind", "item", "cost_type", "monthly_usd",
+                             *[f"{t}_usd" for t in sids], "usd_per_month"], rows)
+    # bom.csv
+    b = m["bom"]
+    rows = []
+    for r in b["rows"]:
+        base = r["tier"] in ("owned", "bought", "reserved")
+        rows.append([r["site"], r["site_kind"], r["instance_type"], r["accelerator"], r["gpus_per_instance"],
+                     r["tier_name"], r["count"] if base else "", "" if base else r["burst_min"],
+                     "" if base else r["burst_max"], *[r["by_slot"][t] for t in sids], r["usd_per_instance_hour"],
+                     r["usd_per_gpu_month"], r["owned_usd_per_gpu_hour"], _cents(r["decision_usd_per_month"]),
+                     _cents(r["sunk_usd_per_month"])])
+    rows.append(["total", *["" for _ in range(8 + len(sids) + 3)], _cents(b["total"]["decision_usd_per_month"]),
+                 _cents(b["total"]["sunk_usd_per_month"])])
+    out["bom.csv"] = _csv(["site", "site_kind", "instance_type", "accelerator", "gpus_per_instance", "tier",
+                           "baseline_count", "burst_min", "burst_max", *[f"{t}_count" for t in sids],
+                           "usd_per_instance_hour", "usd_per_gpu_month", "owned_usd_per_gpu_hour",
+                           "decision_usd_per_month", "sunk_usd_per_month"], rows)
+    # placement_by_slot.csv
+    rows = []
+    for p in m["placement"]:
+        for kind in ("serving", "standby"):
+            rows.append([p["workload"], p["site"], p["accelerator"], p["instance_type"], p["tier_name"], kind,
+                         *[p["slots"][t][kind] for t in sids]])
+    out["placement_by_slot.csv"] = _csv(["workload", "site", "accelerator", "instance_type", "tier", "replicas",
+                                         *sids], rows)
+    # standby.csv
+    sb = m["standby"]
+    rows = [[r["workload"], r["purpose"], r["site"], r["accelerator"], r["tier_name"],
+             *[r["slots"][t] for t in sids], _cents(r["usd_per_month"])] for r in sb["rows"]]
+    rows.append(["total", "", "", "", "", *["" for _ in sids], _cents(sb["total_usd_per_month"])])
+    out["standby.csv"] = _csv(["workload", "purpose", "site", "accelerator", "tier", *[f"{t}_replicas" for t in sids],
+                               "usd_per_month"], rows)
+    # cost_by_site.csv
+    cs = m["cost_by_site"]
+    rows = [[r["site"], r["site_kind"], *[_cents(r["by_kind"][k]) for k in cs["kinds"]],
+             _cents(r["decision_usd_per_month"]), _cents(r["sunk_usd_per_month"]), _cents(r["total_usd_per_month"])]
+            for r in cs["rows"]]
+    t = cs["total"]
+    rows.append(["total", "", *[_cents(t["by_kind"][k]) for k in cs["kinds"]], _cents(t["decision_usd_per_month"]),
+                 _cents(t["sunk_usd_per_month"]), _cents(t["total_usd_per_month"])])
+    out["cost_by_site.csv"] = _csv(["site", "site_kind", *[f"{k}_usd" for k in cs["kinds"]],
+                                    "decision_usd_per_month", "sunk_usd_per_month", "total_usd_per_month"], rows)
+    # utilisation_by_slot.csv: one row per (site, measure)
+    rows = []
+    for u in m["utilisation"]:
+        for measure in ("held_gpus", "serving_gpus", "standby_gpus", "idle_gpus", "utilisation"):
+            rows.append([u["site"], measure, *[("" if u["slots"][t] is None else
+                                                 round(u["slots"][t][measure], 4)) for t in sids]])
+    out["utilisation_by_slot.csv"] = _csv(["site", "measure", *sids], rows)
+    return out
+
+
 def write_outputs(result: PlacementResult, out_dir: Path, plan: Plan | None = None) -> None:
-    """result.json, plan.json (when a plan is given), report.md, one CSV per table and
-    exclusions.csv (every pruned pair with its rule and reason), each written atomically."""
+    """result.json, plan.json (when a plan is given), report.md, report.html, the report's CSVs
+    (costs, bom, placement_by_slot, standby, cost_by_site, utilisation_by_slot), one CSV per other
+    result table and exclusions.csv (every pruned pair with its rule and reason), each written
+    atomically. Result-table CSVs keep ids and full precision, without e-notation."""
+    from planner.outputs.html import render_html
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    m = build_report(result.data)
+    own = report_csvs(result.data, m)
     for name in TABLES:
+        if f"{name}.csv" in own:
+            continue
         rows = result.data.get(name, [])
-        write_atomic(out_dir / f"{name}.csv", table_csv(rows, None if rows else table_columns(name)))
+        write_atomic(out_dir / f"{name}.csv", table_csv(_plain_rows(rows), None if rows else table_columns(name)))
+    for name, text in own.items():
+        write_atomic(out_dir / name, text)
     write_atomic(out_dir / "exclusions.csv", table_csv(result.exclusions, EXCLUSION_COLUMNS))
     write_atomic(out_dir / "report.md", render_markdown(result))
+    write_atomic(out_dir / "report.html", render_html(result.data, m))
     if plan is not None:
         write_atomic(out_dir / "plan.json", plan.to_json(result.data["scenario"]))
     write_atomic(out_dir / "result.json", result.to_json())

@@ -55,6 +55,7 @@ from planner.plan.costing import (
     slot_month_hours,
 )
 from planner.plan.plan import STATUS_EXIT, Plan, SolveRecord, plan_from_result
+from planner.plan.region_limits import region_gpu_warnings
 from planner.tolerance import TOL, ceil_tol
 
 SCHEMA_VERSION = "1.1"
@@ -239,6 +240,7 @@ def build_result(cs: CandidateSet, plan: Plan) -> PlacementResult:
         routed = {r["site"] for r in plan.routes}
         warnings |= {f"{sid}: internet egress price from policy default" for sid, site in res.sites.items()
                      if site.internet_egress_is_default and sid in routed}
+        warnings |= set(region_gpu_warnings(res, plan, offers))
     else:
         summary = {"total_usd_per_month": None, "owned_sunk_usd_per_month": None,
                    "total_with_sunk_usd_per_month": None, "requests_per_month": reqs_total,
