@@ -138,10 +138,14 @@ def test_bullet2_standby_is_not_busy_and_cost_of_n_plus_1_is_shown(capsys):
             assert c["serving_gpus"] + c["standby_gpus"] <= c["held_gpus"] + 1e-6
             seen_standby |= c["standby_gpus"] > 0
     assert seen_standby
-    ams_early = next(u for u in m["utilisation"] if u["site"] == "ams-dc2")["slots"]["early"]
-    raw = next(u for u in d["utilisation"] if u["site"] == "ams-dc2" and u["slot"] == "early")
-    assert raw["utilisation"] == 1.0 and ams_early["serving_gpus"] == 0 and ams_early["utilisation"] == 0.0
-    assert "0 % (0 of 8, 8 standby)" in _md_section(render_markdown(result), "Capacity and utilisation per site and slot")
+    # a site-slot holding standby only: the raw table calls it busy, the report 0 %
+    site, slot, c = next((u["site"], t, c) for u in m["utilisation"] for t, c in u["slots"].items()
+                         if c and c["standby_gpus"] > 0 and c["serving_gpus"] == 0)
+    raw = next(u for u in d["utilisation"] if u["site"] == site and u["slot"] == slot)
+    assert raw["utilisation"] == 1.0 and c["utilisation"] == 0.0
+    held, standby = f"{c['held_gpus']:,.0f}", f"{c['standby_gpus']:,.0f}"
+    assert f"0 % (0 of {held}, {standby} standby)" in _md_section(render_markdown(result),
+                                                                   "Capacity and utilisation per site and slot")
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
@@ -201,11 +205,16 @@ def test_bullet4_bill_of_materials_counts_whole_instances(name):
 
 def test_bullet4_bom_shows_the_whole_8_gpu_vm():
     m = build_report(load("eu_saas").data)
-    vm = [r for r in m["bom"]["rows"] if r["gpus_per_instance"] == 8 and r["tier"] == "reserved"]
-    assert vm and vm[0]["count"] == 1
-    busy = sum(p["busy_replicas"] * p["gpus_per_replica"] for p in load("eu_saas").data["placements"]
-               if p["site"] == vm[0]["site"] and p["tier"] == "reserved")
-    assert busy < 8  # the VM is rented whole however little of it is busy
+    d = load("eu_saas").data
+    vm = [r for r in m["bom"]["rows"] if r["gpus_per_instance"] == 8]
+    assert vm
+    r = vm[0]
+    # counted in whole VMs per slot (burst: per slot; baseline: all month), never in busy GPUs
+    assert all(float(n).is_integer() for n in r["by_slot"].values())
+    busy = {t: sum(p["busy_replicas"] * p["gpus_per_replica"] for p in d["placements"]
+                   if p["site"] == r["site"] and p["tier"] == r["tier"] and p["instance_type"] == r["instance_type"]
+                   and p["slot"] == t) for t in r["by_slot"]}
+    assert any(busy[t] < 8 * n for t, n in r["by_slot"].items() if n >= 1)  # a VM rented whole, not all busy
 
 
 def test_bullet4_unusable_owned_gpus_are_flagged_with_their_idle_sunk_cost(capsys):
@@ -221,9 +230,16 @@ def test_bullet4_unusable_owned_gpus_are_flagged_with_their_idle_sunk_cost(capsy
     assert f"{4 * 0.45 * 730:,.0f} USD/month" in w
     assert w in _md_section(render_markdown(result), "Warnings")
     assert "hel-dc1: 4 of 8 owned L40S" in terminal_text(result, capsys)
-    # eu_saas: two owned H100 at fra-dc1 are not needed; flagged too, without blaming power
-    eu = [w for w in build_report(load("eu_saas").data)["warnings"] if w.startswith("fra-dc1:")]
-    assert len(eu) == 1 and "2 of 16 owned H100" in eu[0] and "power" not in eu[0]
+    # eu_saas: owned H100 at fra-dc1 that no slot needs are flagged too, without blaming power
+    eu_d = load("eu_saas").data
+    used = {}
+    for p in eu_d["placements"]:
+        if p["site"] == "fra-dc1" and p["tier"] == "owned":
+            used[p["slot"]] = used.get(p["slot"], 0.0) + p["gpus"]
+    idle = 16 - max(used.values())
+    assert idle > 0
+    eu = [w for w in build_report(eu_d)["warnings"] if w.startswith("fra-dc1:")]
+    assert len(eu) == 1 and f"{idle:,.0f} of 16 owned H100" in eu[0] and "power" not in eu[0]
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
@@ -328,8 +344,22 @@ def test_max_gpus_per_region_warns_and_never_limits(tmp_path):
         shutil.copy(prof, tmp_path / prof.name)
     res = api.load_scenario(p)
     warn = region_gpu_warnings(res, plan, offer_index(res))
-    # nebius eu-north1 holds a reserved 8-GPU VM all month and 4 on-demand H200 in the morning
-    assert len(warn) == 1 and warn[0].startswith("nebius eu-north1: rents 12 GPUs in slot morning")
+    # the one cloud region above 10 GPUs, at its peak slot (baseline instances count in every slot)
+    slots = [t["id"] for t in res.scenario.model_dump()["time_slots"]]
+    rented: dict = {}
+    for i in d["instances"]:
+        if i["site_kind"] != "cloud":
+            continue
+        for t in ([i["slot"]] if i["slot"] is not None else slots):
+            key = (i["provider"], i["region"])
+            rented.setdefault(key, dict.fromkeys(slots, 0.0))[t] += i["gpus"]
+    over = {k: v for k, v in rented.items() if max(v.values()) > 10}
+    assert len(over) == 1
+    (prov, region), by_slot = next(iter(over.items()))
+    peak = max(by_slot.values())
+    assert len(warn) == 1 and warn[0].startswith(f"{prov} {region}: rents {peak:,.0f} GPUs in slot ")
+    assert any(warn[0].startswith(f"{prov} {region}: rents {peak:,.0f} GPUs in slot {t} ")
+               for t, g in by_slot.items() if g == peak)
     assert "policies.max_gpus_per_region = 10" in warn[0]
     result = api.result_from_plan(res, plan)
     assert result.data["verification"]["ok"]

@@ -105,6 +105,8 @@ class HighsModel:
                       np.where(np.isfinite(self.row_hi), self.row_hi, inf), len(a.index),
                       a.starts[:-1].astype(np.int32), a.index.astype(np.int32), a.value)
         self.h = h
+        #: a run of this model was left behind still running (see run_highs): nothing may touch h
+        self.abandoned = False
         self.int_idx = np.flatnonzero(self.is_int).astype(np.int32)
         self.set_integrality(True)
 
@@ -192,6 +194,8 @@ class HighsModel:
         solve the LP, restore. None when those decisions admit no plan. Used to complete a
         starting plan (greedy, rounding) and to polish a solver point that misses a row by more
         than the tolerance."""
+        if self.abandoned:
+            return None
         h = self.h
         x = np.asarray(x, dtype=float)
         k = self.int_idx
@@ -373,6 +377,8 @@ def solve_highs(m, opts: SolveOptions, deadline: float, starts: list[tuple[str, 
 
     t0 = time.monotonic()
     hm = hm or HighsModel(m)
+    if hm.abandoned:
+        hm = HighsModel(m)  # the earlier run of this model still holds its HiGHS instance
     h = hm.h
     ms = highspy.HighsModelStatus
     version = f"HiGHS {h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}"
@@ -429,6 +435,7 @@ def solve_highs(m, opts: SolveOptions, deadline: float, starts: list[tuple[str, 
     stop = run_highs(h, deadline, progress, label, may_abandon=True)
     why, user = stop.why, stop.user
     if stop.abandoned:
+        hm.abandoned = True
         return _abandoned_outcome(hm, opts, stop, seen, bounds, best_x, best_obj, best_label, version, notes, t0)
     h.cbMipImprovingSolution.unsubscribe(keep)
     status = h.getModelStatus()
@@ -441,6 +448,7 @@ def solve_highs(m, opts: SolveOptions, deadline: float, starts: list[tuple[str, 
         stop = run_highs(h, deadline, progress, label, may_abandon=True)
         why, user = stop.why, stop.user
         if stop.abandoned:
+            hm.abandoned = True
             return _abandoned_outcome(hm, opts, stop, seen, bounds, best_x, best_obj, best_label, version, notes, t0)
         h.cbMipImprovingSolution.unsubscribe(keep)
         h.setOptionValue("presolve", "choose")
@@ -527,7 +535,7 @@ def solve_highs(m, opts: SolveOptions, deadline: float, starts: list[tuple[str, 
     out = SolveOutcome(status=result, solver="highs", solver_version=version, values=x, objective=obj, bound=bound,
                        gap=gap, time_s=time.monotonic() - t0, model_status=sname, start_objective=start_obj,
                        start=start_label if used_start else None,
-                       nodes=int(info.mip_node_count) if has_int else 0, notes=notes, interrupted=user)
+                       nodes=(int(info.mip_node_count) if info.mip_node_count >= 0 else None) if has_int else 0, notes=notes, interrupted=user)
     if mismatch and not cold and not user and time.monotonic() < deadline - 0.2:
         # HiGHS 1.16 can report the objective of a better plan while getSolution() holds the start
         # given with setSolution (measured on tiny instances, up to 2.8x the optimum): solve

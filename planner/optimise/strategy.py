@@ -134,7 +134,7 @@ def unreachable_users(cs: CandidateSet, w, u: str, excl: list) -> str:
         link = cs.rtt[(u, sid)]
         if link.rtt_ms is None:
             continue
-        if any(_can_run(res, w, lc, site) for lc in own):
+        if any(_can_run(res, w, lc, site, cs.loads[w.id].classes) for lc in own):
             near.append((link.rtt_ms, sid, link.rtt_source))
     near.sort()
     msg = f"workload {w.id}: users in {u} can reach no site that can run {w.model}"
@@ -517,6 +517,8 @@ def _round_pooled(cs: CandidateSet, m: PlacementModel, hm: HighsModel, pooled: S
 def _pooled_without_presolve(m: PlacementModel, hm: HighsModel, opts: SolveOptions, clock: Clock,
                              say: Say) -> SolveOutcome | None:
     """The pooled form solved again with HiGHS's presolve off (a second opinion on its bound)."""
+    if hm.abandoned:
+        hm = HighsModel(m)
     hm.h.clearSolver()
     hm.h.setOptionValue("presolve", "off")
     try:

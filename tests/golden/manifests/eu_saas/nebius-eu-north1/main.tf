@@ -1,5 +1,5 @@
 # planner manifests: site "nebius-eu-north1" ("nebius", "cloud")
-# Generated from result.json (plan "70feed0160e07a1070be87bd5e7eea861e8e04fe5b6f664691aac95666973112"); re-render with `planner manifests` instead of editing.
+# Generated from result.json (plan "23953206079b8d42f9118e0fd5c9ccd6ac3ec743be51d2efef6ef0fc5c48ba77"); re-render with `planner manifests` instead of editing.
 # No commitment, reservation or savings-plan resource is emitted: those are purchases a person makes.
 
 locals {
@@ -8,7 +8,7 @@ locals {
   scenario_description = "EU SaaS with GDPR residency, two on-prem racks and EU cloud overflow"
   variant              = "base"
   variant_description  = ""
-  plan_hash            = "70feed0160e07a1070be87bd5e7eea861e8e04fe5b6f664691aac95666973112"
+  plan_hash            = "23953206079b8d42f9118e0fd5c9ccd6ac3ec743be51d2efef6ef0fc5c48ba77"
   slot_start_utc       = { "night" = 0, "early" = 4, "morning" = 8, "afternoon" = 12, "evening" = 16, "late" = 20 }
   slot_counts = {
     nebius_eu_north1_gpu_h100_sxm_1gpu_16vcpu_200gb_on_demand  = { "night" = 0, "early" = 0, "morning" = 4, "afternoon" = 4, "evening" = 3, "late" = 0 }
@@ -36,7 +36,7 @@ resource "nebius_mk8s_v1_node_group" "nebius_eu_north1_gpu_h100_sxm_1gpu_16vcpu_
     min_node_count = 0
     max_node_count = 4
   }
-  labels = { "planner-feature" = "assistant", "planner-n-plus-1-standby" = "true", "planner-plan-hash" = "70feed0160e07a10", "planner-scenario" = "eu-saas", "planner-site" = "nebius-eu-north1", "planner-tenant" = "acme-support", "planner-tier" = "on_demand", "planner-variant" = "base", "planner-workload-support-chat" = "true" }
+  labels = { "planner-feature" = "assistant", "planner-n-plus-1-standby" = "true", "planner-plan-hash" = "23953206079b8d42", "planner-scenario" = "eu-saas", "planner-site" = "nebius-eu-north1", "planner-tenant" = "acme-support", "planner-tier" = "on_demand", "planner-variant" = "base", "planner-workload-support-chat" = "true" }
 
   template = {
     resources = {
@@ -51,7 +51,7 @@ resource "nebius_mk8s_v1_node_group" "nebius_eu_north1_gpu_h100_sxm_1gpu_16vcpu_
       drivers_preset = var.gpu_drivers_preset
     }
     metadata = {
-      labels = { "planner-feature" = "assistant", "planner-n-plus-1-standby" = "true", "planner-plan-hash" = "70feed0160e07a10", "planner-scenario" = "eu-saas", "planner-site" = "nebius-eu-north1", "planner-tenant" = "acme-support", "planner-tier" = "on_demand", "planner-variant" = "base", "planner-workload-support-chat" = "true" }
+      labels = { "planner-feature" = "assistant", "planner-n-plus-1-standby" = "true", "planner-plan-hash" = "23953206079b8d42", "planner-scenario" = "eu-saas", "planner-site" = "nebius-eu-north1", "planner-tenant" = "acme-support", "planner-tier" = "on_demand", "planner-variant" = "base", "planner-workload-support-chat" = "true" }
     }
   }
 }
@@ -61,7 +61,7 @@ resource "nebius_mk8s_v1_node_group" "nebius_eu_north1_gpu_h100_sxm_8gpu_128vcpu
   parent_id        = var.cluster_id
   name             = "nebius-eu-north1-gpu-h100-sxm-8gpu-128vcpu-1600gb-reserved"
   fixed_node_count = 1
-  labels           = { "planner-feature" = "assistant-escalation", "planner-plan-hash" = "70feed0160e07a10", "planner-reserved-discount-pct" = "20", "planner-reserved-term" = "1y", "planner-scenario" = "eu-saas", "planner-site" = "nebius-eu-north1", "planner-tenant" = "acme-support", "planner-tier" = "reserved", "planner-variant" = "base", "planner-workload-support-chat-large" = "true" }
+  labels           = { "planner-feature" = "assistant-escalation", "planner-plan-hash" = "23953206079b8d42", "planner-reserved-discount-pct" = "20", "planner-reserved-term" = "1y", "planner-scenario" = "eu-saas", "planner-site" = "nebius-eu-north1", "planner-tenant" = "acme-support", "planner-tier" = "reserved", "planner-variant" = "base", "planner-workload-support-chat-large" = "true" }
 
   template = {
     resources = {
@@ -76,7 +76,7 @@ resource "nebius_mk8s_v1_node_group" "nebius_eu_north1_gpu_h100_sxm_8gpu_128vcpu
       drivers_preset = var.gpu_drivers_preset
     }
     metadata = {
-      labels = { "planner-feature" = "assistant-escalation", "planner-plan-hash" = "70feed0160e07a10", "planner-reserved-discount-pct" = "20", "planner-reserved-term" = "1y", "planner-scenario" = "eu-saas", "planner-site" = "nebius-eu-north1", "planner-tenant" = "acme-support", "planner-tier" = "reserved", "planner-variant" = "base", "planner-workload-support-chat-large" = "true" }
+      labels = { "planner-feature" = "assistant-escalation", "planner-plan-hash" = "23953206079b8d42", "planner-reserved-discount-pct" = "20", "planner-reserved-term" = "1y", "planner-scenario" = "eu-saas", "planner-site" = "nebius-eu-north1", "planner-tenant" = "acme-support", "planner-tier" = "reserved", "planner-variant" = "base", "planner-workload-support-chat-large" = "true" }
     }
   }
 }
@@ -89,7 +89,7 @@ resource "nebius_mk8s_v1_node_group" "nebius_eu_north1_gpu_h200_sxm_1gpu_16vcpu_
     min_node_count = 0
     max_node_count = 3
   }
-  labels = { "planner-feature" = "assistant", "planner-n-plus-1-standby" = "true", "planner-plan-hash" = "70feed0160e07a10", "planner-scenario" = "eu-saas", "planner-site" = "nebius-eu-north1", "planner-tenant" = "acme-support", "planner-tier" = "on_demand", "planner-variant" = "base", "planner-workload-support-chat" = "true" }
+  labels = { "planner-feature" = "assistant", "planner-n-plus-1-standby" = "true", "planner-plan-hash" = "23953206079b8d42", "planner-scenario" = "eu-saas", "planner-site" = "nebius-eu-north1", "planner-tenant" = "acme-support", "planner-tier" = "on_demand", "planner-variant" = "base", "planner-workload-support-chat" = "true" }
 
   template = {
     resources = {
@@ -104,7 +104,7 @@ resource "nebius_mk8s_v1_node_group" "nebius_eu_north1_gpu_h200_sxm_1gpu_16vcpu_
       drivers_preset = var.gpu_drivers_preset
     }
     metadata = {
-      labels = { "planner-feature" = "assistant", "planner-n-plus-1-standby" = "true", "planner-plan-hash" = "70feed0160e07a10", "planner-scenario" = "eu-saas", "planner-site" = "nebius-eu-north1", "planner-tenant" = "acme-support", "planner-tier" = "on_demand", "planner-variant" = "base", "planner-workload-support-chat" = "true" }
+      labels = { "planner-feature" = "assistant", "planner-n-plus-1-standby" = "true", "planner-plan-hash" = "23953206079b8d42", "planner-scenario" = "eu-saas", "planner-site" = "nebius-eu-north1", "planner-tenant" = "acme-support", "planner-tier" = "on_demand", "planner-variant" = "base", "planner-workload-support-chat" = "true" }
     }
   }
 }
