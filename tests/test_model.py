@@ -11,7 +11,7 @@ import pytest
 
 from planner import api
 from planner.derive.candidates import build_candidates
-from planner.optimise.model import build_model, clean, replica_kinds
+from planner.optimise.model import build_model, clean
 
 NAME = re.compile(r"^[a-z0-9_]+$")
 
@@ -37,9 +37,7 @@ def test_names_are_pulp_safe_and_readable(eu):
 def test_variables_exist_only_for_candidates(eu):
     _res, cs, m = eu
     slots = len(m.slots)
-    # replicas carry no pricing tier: one non-spot and (where the offer has spot) one spot column
-    assert len(m.r) == sum(len(replica_kinds(c)) for c in cs.triples) * slots
-    assert {k[3] for k in m.r} <= {"ns", "spot"}
+    assert len(m.r) == sum(len(c.tiers) for c in cs.triples) * slots
     keys = {c.key for c in cs.triples}
     assert {(w, s, o) for (w, s, o, _tau, _t) in m.r} <= keys
     assert {(w, s, o) for (w, _k, s, o, _t) in m.y} <= keys

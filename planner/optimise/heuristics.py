@@ -17,7 +17,7 @@ from collections import defaultdict
 
 from planner.derive.candidates import BASELINE_TIERS, Candidate, protected_classes
 from planner.derive.power import gpu_kw_factor
-from planner.optimise.model import NON_SPOT, SPOT, PlacementModel, _mix_rps, class_mix
+from planner.optimise.model import PlacementModel, _mix_rps, class_mix
 from planner.tolerance import ceil_tol
 
 
@@ -173,11 +173,8 @@ def greedy_start(m: PlacementModel) -> dict[str, float] | None:
         values[v] = xs.get(key, 0.0)
     for key, v in m.y.items():
         values[v] = ys.get(key, 0.0)
-    by_kind: dict[tuple, float] = defaultdict(float)  # the model's replicas carry no tier (ns / spot)
-    for (w, sid, oid, tau, t), n in reps.items():
-        by_kind[(w, sid, oid, SPOT if tau == "spot" else NON_SPOT, t)] += n
     for key, v in m.r.items():
-        values[v] = float(by_kind.get(key, 0))
+        values[v] = float(reps.get(key, 0))
     for key, v in m.n.items():
         values[v] = float(inst.get(key, 0))
     for v in m.P.values():

@@ -11,11 +11,8 @@ Burst tiers (paid per slot hour): on_demand, spot.
 - ``x[w,u,s,t]`` in [0,1] share of w's traffic from u served at s in slot t (routing may change
                           over the day: baseline sites at night, overflow to cloud at the peak)
 - ``y[w,k,s,o,t]`` >= 0   requests/s of class k served on offer o at s in slot t
-- ``r[w,s,o,kappa,t]`` >= 0 replicas of w's model, kappa in {ns, spot}: non-spot replicas
-                          (on whatever non-spot instances the offer has: owned, bought,
-                          reserved, on_demand) and spot replicas (integer in the ``replica``
-                          formulation, continuous in ``pooled``). Tiers live on instances only;
-                          a replica's tier is assigned after the solve (solve.assign_tiers).
+- ``r[w,s,o,tau,t]`` >= 0 replicas of w's model (integer in the ``replica`` formulation,
+                          continuous in ``pooled``)
 - ``n[s,o,tau]`` integer  baseline instances (whole month), ``n[s,o,tau,t]`` burst instances
 - ``open[s]`` binary      declared (on-prem/edge) site open
 - ``used[w,s]`` binary    w has capacity at s (only with min_sites > 1)
@@ -39,7 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from planner.derive.candidates import BASELINE_TIERS, BURST_TIERS, Candidate, CandidateSet, protected_classes
+from planner.derive.candidates import BASELINE_TIERS, Candidate, CandidateSet, protected_classes
 from planner.derive.demand import hours_per_month_of_slot, mix_rate, response_gb
 from planner.derive.power import cloud_gpu_kw, gpu_kw_factor
 from planner.tolerance import TOL, ceil_tol
@@ -294,16 +291,6 @@ def _expr(pairs) -> list:
 
 
 # ====================================================================== variables
-#: the two kinds of replica: on non-spot instances (any non-spot tier) and on spot instances
-NON_SPOT, SPOT = "ns", "spot"
-
-
-def replica_kinds(c: Candidate) -> list[str]:
-    """Replica kinds a candidate may have: ``ns`` if the offer has a non-spot tier, ``spot`` if spot."""
-    kinds = [NON_SPOT] if any(tau != "spot" for tau in c.tiers) else []
-    return kinds + ([SPOT] if "spot" in c.tiers else [])
-
-
 def define_variables(m: PlacementModel) -> None:
     """Create x, y, r, n, open, used, T, P only for allowed pairs (no W x S x O product)."""
     cs = m.cs
@@ -329,8 +316,8 @@ def define_variables(m: PlacementModel) -> None:
             for lc in wl.classes:
                 if serves and c.rps[lc.key].rps > 0 and t in slots:
                     m.var(m.y, (c.workload, lc.key, c.site, c.offer.id, t), "y")
-            for kind in replica_kinds(c):
-                m.var(m.r, (c.workload, c.site, c.offer.id, kind, t), "r", cat=m.replica_cat())
+            for tau in c.tiers:
+                m.var(m.r, (c.workload, c.site, c.offer.id, tau, t), "r", cat=m.replica_cat())
     for (sid, oid), cands in sorted(site_offers.items()):
         c0 = cands[0]
         o = c0.offer
@@ -394,7 +381,7 @@ def define_serving(m: PlacementModel) -> None:
 def define_capacity(m: PlacementModel) -> None:
     """Replicas carry the served load, class by class at its own throughput.
 
-    sum_k y[w,k,s,o,t] / rho[w,k,o] <= r[w,s,o,ns,t] + d * r[w,s,o,spot,t]
+    sum_k y[w,k,s,o,t] / rho[w,k,o] <= sum_{tau != spot} r[w,s,o,tau,t] + d * r[w,s,o,spot,t]
 
     (d = spot derating). Each class may be served by a different accelerator: the split y is a
     decision, per workload, class, site and slot.
@@ -416,30 +403,21 @@ def define_capacity(m: PlacementModel) -> None:
 
 
 def define_instances(m: PlacementModel) -> None:
-    """Whole instances hold the replicas placed on them, non-spot replicas on the non-spot
-    instances of the offer whatever their tier, spot replicas on spot instances:
+    """Whole instances hold the replicas placed on them (tensor-parallel sizes are powers of two
+    dividing the instance, so this aggregate packing is exact):
 
-    sum_w g[w,o] r[w,s,o,ns,t]   <= G[o] ( sum_{tau baseline} n[s,o,tau] + n[s,o,on_demand,t] )
-    sum_w g[w,o] r[w,s,o,spot,t] <= G[o] n[s,o,spot,t]
-
-    Exact: replica GPUs are powers of two dividing the instance, so replicas sorted largest first
-    fill the instances of each tier in turn with nothing left over (solve.assign_tiers does this
-    after the solve, giving every replica row a tier). Carrying the tier on the replica would only
-    add columns and symmetric solutions (the same plan with replicas swapped between tiers).
+    sum_w g[w,o] r[w,s,o,tau,t] <= G[o] n[s,o,tau]        baseline tiers, every slot t
+    sum_w g[w,o] r[w,s,o,tau,t] <= G[o] n[s,o,tau,t]      burst tiers
     """
     by: dict[tuple, list] = defaultdict(list)
-    for (w, sid, oid, kind, t), v in m.r.items():
+    for (w, sid, oid, tau, t), v in m.r.items():
         c = m.cand[(w, sid, oid)]
-        by[(sid, oid, kind, t)].append((v, c.shape.gpus))
-    for (sid, oid, kind, t), pairs in sorted(by.items()):
-        G = m.offers[(sid, oid)].gpus
-        if kind == SPOT:
-            inst = [(m.n[(sid, oid, "spot", t)], -G)]
-        else:
-            inst = [(m.n[key], -G) for key in ((sid, oid, tau) for tau in BASELINE_TIERS) if key in m.n]
-            inst += [(m.n[key], -G) for key in ((sid, oid, tau, t) for tau in BURST_TIERS if tau != "spot")
-                     if key in m.n]
-        m.add_row("instances", f"{oid}__{kind}__{t}", _expr(pairs + inst), LE, 0.0)
+        by[(sid, oid, tau, t)].append((v, c.shape.gpus))
+    for (sid, oid, tau, t), pairs in sorted(by.items()):
+        nkey = (sid, oid, tau) if tau in BASELINE_TIERS else (sid, oid, tau, t)
+        nv = m.n[nkey]
+        m.add_row("instances", f"{oid}__{tau}__{t}", _expr(pairs + [(nv, -m.offers[(sid, oid)].gpus)]),
+                  LE, 0.0)
 
 
 def define_inventory(m: PlacementModel) -> None:
@@ -465,7 +443,7 @@ def define_inventory(m: PlacementModel) -> None:
 def define_power(m: PlacementModel) -> None:
     """Facility power per declared site and slot, and its budget:
 
-    P[s,t] = sum_o f_o ( phi (n[s,o,owned] + n[s,o,bought]) + (1 - phi) sum_{w,kappa} g[w,o] r[w,s,o,kappa,t] )
+    P[s,t] = sum_o f_o ( phi (n[s,o,owned] + n[s,o,bought]) + (1 - phi) sum_{w,tau} g[w,o] r[w,s,o,tau,t] )
     P[s,t] <= power_budget_kw[s]
 
     f_o = board kW x (1 + host_overhead) x PUE; phi = idle_power_fraction (a powered GPU serving
@@ -519,7 +497,7 @@ def _mix_rps(m: PlacementModel, c: Candidate, t: str) -> float:
 def define_redundancy(m: PlacementModel) -> None:
     """A minimum number of sites per workload (N+1 failover is :func:`define_failover`):
 
-    used[w,s] <= sum_{o,kappa,t} r[w,s,o,kappa,t];   sum_s used[w,s] >= min_sites[w]
+    used[w,s] <= sum_{o,tau,t} r[w,s,o,tau,t];   sum_s used[w,s] >= min_sites[w]
     """
     cs = m.cs
     by_w = cs.by_workload()
@@ -530,8 +508,8 @@ def define_redundancy(m: PlacementModel) -> None:
         sites = sorted({c.site for c in cands})
         r_at: dict[str, list] = defaultdict(list)
         for c in cands:
-            for kind in replica_kinds(c):
-                r_at[c.site].extend(m.r[(w.id, c.site, c.offer.id, kind, t)] for t in m.slots)
+            for tau in c.tiers:
+                r_at[c.site].extend(m.r[(w.id, c.site, c.offer.id, tau, t)] for t in m.slots)
         for sid in sites:
             u = m.var(m.used, (w.id, sid), "used", 0, 1, BIN)
             pairs = [(u, 1.0)] + [(v, -1.0) for v in r_at[sid]]
@@ -552,7 +530,7 @@ def define_failover(m: PlacementModel) -> None:
       fo_route:    sum_{s in F(w,k,g), s != l} fz[w,l,k,g,s,t] = sum_{u in g} L[w,k,u,t]
                                                         k in P_w, g: regions u (L > 0) of equal F(w,k,u)
       fo_split:    sum_o fq[w,l,k,s,o,t] = sum_u fz[w,l,k,u,s,t]                 k in P_w, s != l
-      fo_capacity: sum_k fq[w,l,k,s,o,t] / rho[w,k,o] <= r[w,s,o,ns,t]
+      fo_capacity: sum_k fq[w,l,k,s,o,t] / rho[w,k,o] <= sum_{tau != spot} r[w,s,o,tau,t]
 
     F(w,k,u) = candidates.failover_sites (residency, RTT <= failover limit, an offer runs k).
     User regions with the same F are one commodity g (exact: a flow of their summed load splits
@@ -575,9 +553,10 @@ def define_failover(m: PlacementModel) -> None:
         lost_sites = sorted({c.site for c in cands})
         ns_r: dict[tuple, list] = defaultdict(list)  # (s, o, t) -> non-spot replica variables
         for c in cands:
-            if NON_SPOT in replica_kinds(c):
-                for t in m.slots:
-                    ns_r[(c.site, c.offer.id, t)].append(m.r[(w.id, c.site, c.offer.id, NON_SPOT, t)])
+            for tau in c.tiers:
+                if tau != "spot":
+                    for t in m.slots:
+                        ns_r[(c.site, c.offer.id, t)].append(m.r[(w.id, c.site, c.offer.id, tau, t)])
         for t in m.slots:
             demand = {(lc.key, u): wl.peak_rps.get((lc.key, u, t), 0.0) for lc in prot for u in wl.user_regions()}
             demand = {key: load for key, load in demand.items() if load > 0}
@@ -622,7 +601,7 @@ def define_failover(m: PlacementModel) -> None:
 def define_spot(m: PlacementModel) -> None:
     """Spot counts at its derating d (in define_capacity) and is capped per workload and slot:
 
-    sum_{s,o} mix d r[w,s,o,spot,t] <= max_share * sum_{s,o,kappa} mix e_kappa r[w,s,o,kappa,t]
+    sum_{s,o} mix d r[w,s,o,spot,t] <= max_share * sum_{s,o,tau} mix e_tau r[w,s,o,tau,t]
     """
     pol = m.cs.res.scenario.policies.spot
     d, cap = pol.derating, pol.max_share

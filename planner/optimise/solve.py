@@ -8,14 +8,10 @@ after this module touches PuLP variables or HiGHS.
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
-
 import numpy as np
 
-from planner.derive.candidates import BASELINE_TIERS
 from planner.optimise.backends import HighsModel
-from planner.optimise.model import NON_SPOT, SPOT, PlacementModel
+from planner.optimise.model import PlacementModel
 from planner.plan.plan import Plan
 
 #: continuous values below this are solver noise, not decisions (far below the tolerance)
@@ -31,18 +27,15 @@ def plan_from_values(m: PlacementModel, hm: HighsModel, x: np.ndarray) -> Plan:
         if count > 0:
             plan.instances.append({"site": key[0], "offer": key[1], "tier": key[2],
                                    "slot": key[3] if len(key) == 4 else None, "count": count})
-    reps: dict[tuple, float] = {}
-    for (w, sid, oid, kind, t), v in m.r.items():
-        n = val[v]
+    for (w, sid, oid, tau, t), v in m.r.items():
+        reps = val[v]
         if m.integrality == "replica":
-            n = float(round(n))
-        if n > NOISE:
-            reps[(w, sid, oid, kind, t)] = n
-    counts = {(i["site"], i["offer"], i["tier"], i["slot"]): i["count"] for i in plan.instances}
-    for (w, sid, oid, tau, t), n in assign_tiers(m, reps, counts).items():
+            reps = float(round(reps))
+        if reps <= NOISE:
+            continue
         c = m.cand[(w, sid, oid)]
         plan.replicas.append({"workload": w, "site": sid, "offer": oid, "tier": tau, "slot": t,
-                              "replicas": n, "gpus": n * c.shape.gpus})
+                              "replicas": reps, "gpus": reps * c.shape.gpus})
     for (w, k, sid, oid, t), v in m.y.items():
         rps = val[v]
         if rps > NOISE:
@@ -58,46 +51,6 @@ def plan_from_values(m: PlacementModel, hm: HighsModel, x: np.ndarray) -> Plan:
     return plan.canonical()
 
 
-def assign_tiers(m: PlacementModel, reps: dict[tuple, float], counts: dict[tuple, int]) -> dict[tuple, float]:
-    """Replica rows with a tier, from replicas by kind (``ns``/``spot``) and instance counts.
-
-    The stated rule: per (site, offer, slot), the non-spot replicas, largest replica first (then
-    by workload id), fill the offer's non-spot instances tier by tier in the order owned, bought,
-    reserved, on_demand, each tier holding G x its instance count GPUs (baseline tiers every slot,
-    on_demand its slot's count); a replica goes whole into the first tier with room (replica GPUs
-    are powers of two dividing G, so the tiers fill exactly); in the pooled form a fraction may
-    split across tiers. Spot replicas are ``spot``. Whatever does not fit (never, for a plan that
-    passed the row check) stays in the last tier, where verification would report it."""
-    out: dict[tuple, float] = defaultdict(float)
-    by: dict[tuple, list] = defaultdict(list)
-    for (w, sid, oid, kind, t), n in reps.items():
-        if kind == SPOT:
-            out[(w, sid, oid, "spot", t)] += n
-        else:
-            by[(sid, oid, t)].append((w, n))
-    whole = m.integrality == "replica"
-    for (sid, oid, t), rows in sorted(by.items()):
-        G = m.offers[(sid, oid)].gpus
-        tiers = [tau for tau in ("owned", "bought", "reserved", "on_demand")
-                 if (sid, oid, tau) in m.n or (sid, oid, tau, t) in m.n]
-        room = {tau: G * counts.get((sid, oid, tau, None if tau in BASELINE_TIERS else t), 0) for tau in tiers}
-        for w, n in sorted(rows, key=lambda r: (-m.cand[(r[0], sid, oid)].shape.gpus, r[0])):
-            g = m.cand[(w, sid, oid)].shape.gpus
-            left = n
-            for tau in tiers:
-                if left <= NOISE:
-                    break
-                fit = math.floor(room[tau] / g + 1e-9) if whole else room[tau] / g
-                take = min(left, fit)
-                if take > NOISE:
-                    out[(w, sid, oid, tau, t)] += take
-                    room[tau] -= take * g
-                    left -= take
-            if left > NOISE:
-                out[(w, sid, oid, tiers[-1], t)] += left
-    return dict(out)
-
-
 def start_from_plan(m: PlacementModel, hm: HighsModel, plan: Plan) -> np.ndarray:
     """A vector of the model's columns holding the Plan's decisions, mapped by decision key
     (decisions the model has no column for are dropped; columns the plan does not mention are 0).
@@ -109,9 +62,9 @@ def start_from_plan(m: PlacementModel, hm: HighsModel, plan: Plan) -> np.ndarray
             by_name[m.n[key]] = float(i["count"])
     used: set[tuple[str, str]] = set()
     for r in plan.replicas:
-        key = (r["workload"], r["site"], r["offer"], SPOT if r["tier"] == "spot" else NON_SPOT, r["slot"])
+        key = (r["workload"], r["site"], r["offer"], r["tier"], r["slot"])
         if key in m.r:
-            by_name[m.r[key]] = by_name.get(m.r[key], 0.0) + float(r["replicas"])
+            by_name[m.r[key]] = float(r["replicas"])
             if r["replicas"] > 0:
                 used.add((r["workload"], r["site"]))
     for sv in plan.serving:
