@@ -536,7 +536,12 @@ def solve_highs(m, opts: SolveOptions, deadline: float, starts: list[tuple[str, 
                        gap=gap, time_s=time.monotonic() - t0, model_status=sname, start_objective=start_obj,
                        start=start_label if used_start else None,
                        nodes=(int(info.mip_node_count) if info.mip_node_count >= 0 else None) if has_int else 0, notes=notes, interrupted=user)
-    if mismatch and not cold and not user and time.monotonic() < deadline - 0.2:
+    solve_error = status == ms.kSolveError and best_x is not None
+    if solve_error:
+        # measured with HiGHS 1.16: a MIP given a feasible start with setSolution ended in "Solve
+        # error" (eu_saas, replica form) while the same model solved cold is optimal
+        notes.append("HiGHS stopped with a solve error after being given a start")
+    if (mismatch or solve_error) and not cold and not user and time.monotonic() < deadline - 0.2:
         # HiGHS 1.16 can report the objective of a better plan while getSolution() holds the start
         # given with setSolution (measured on tiny instances, up to 2.8x the optimum): solve
         # again without a start in the time left and keep the cheaper consistent plan

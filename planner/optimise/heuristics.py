@@ -38,7 +38,10 @@ def _mix_rate(m: PlacementModel, c: Candidate, t: str) -> float:
     return _mix_rps(m, c, t)
 
 
-def greedy_start(m: PlacementModel) -> dict[str, float] | None:
+def greedy_start(m: PlacementModel, serve_owned: bool = False) -> dict[str, float] | None:
+    """A full assignment of the model's columns, or None. ``serve_owned``: users are first served
+    on owned GPUs of declared sites they may reach (sunk cost: the marginal cost is electricity
+    and, if the site was closed, its fixed cost), within inventory and power; the rest as below."""
     cs = m.cs
     res = cs.res
     s = res.scenario
@@ -54,7 +57,8 @@ def greedy_start(m: PlacementModel) -> dict[str, float] | None:
     for w in s.workloads:
         wl = cs.loads[w.id]
         usable = [c for c in by_w[w.id] if c.site in res.sites and not res.sites[c.site].declared and _tier(c)]
-        if not usable:
+        owned = [c for c in by_w[w.id] if serve_owned and res.sites[c.site].declared and "owned" in c.tiers]
+        if not usable and not owned:
             return None
         # standby may also sit on owned / buyable GPUs of declared sites (within power and inventory)
         standby = usable + [c for c in by_w[w.id] if res.sites[c.site].declared and c.tiers]
@@ -73,13 +77,25 @@ def greedy_start(m: PlacementModel) -> dict[str, float] | None:
             if w.is_batch and t not in wl.batch_slots:
                 continue
             ranked = sorted((c for c in usable if price(c, t) < math.inf), key=lambda c: (price(c, t), c.site, c.offer.id))
-            if not ranked:
+            on_owned = sorted((c for c in owned if _mix_rate(m, c, t) > 0),
+                              key=lambda c: (gpu_kw_factor(res.sites[c.site], c.offer) * c.shape.gpus
+                                             * res.sites[c.site].electricity_usd_per_kwh / _mix_rate(m, c, t),
+                                             c.site, c.offer.id))
+            if not ranked and not on_owned:
                 return None
             need_f: dict[tuple, float] = defaultdict(float)  # (site, offer) -> fractional replicas
             rep_n: dict[tuple, int] = defaultdict(int)  # (site, offer) -> whole replicas
 
             def place(c: Candidate, t: str, extra: int, wid: str = w.id, rep_n: dict = rep_n) -> bool:
-                """Add replicas of c in slot t if the site's quota has room for their instances."""
+                """Add replicas of c in slot t if the site's quota has room for their instances
+                (declared sites: owned GPUs within inventory and power)."""
+                if res.sites[c.site].declared:
+                    tau = declared.take(c, t, extra, ("owned",))
+                    if tau is None:
+                        return False
+                    reps[(wid, c.site, c.offer.id, tau, t)] += extra
+                    rep_n[(c.site, c.offer.id)] += extra
+                    return True
                 key = (c.site, c.offer.id, _tier(c), t)
                 after = gpus_used[key] + extra * c.shape.gpus
                 q = res.sites[c.site].quota_gpus.get(c.offer.accelerator)
@@ -115,17 +131,17 @@ def greedy_start(m: PlacementModel) -> dict[str, float] | None:
             if w.is_batch:
                 window_s = 3600.0 * sum(slot_h[x] for x in wl.batch_slots)
                 loads = {k: per_day / window_s for k, per_day in wl.batch_requests_per_day.items()}
-                if not any(serve(c, loads, t) for c in ranked):
+                if not any(serve(c, loads, t) for c in on_owned + ranked):
                     return None
             else:
                 for u, sites in cs.routes[w.id].items():
                     loads = {lc.key: wl.peak_rps.get((lc.key, u, t), 0.0) for lc in wl.classes}
-                    choice = next((c for c in ranked if c.site in sites and serve(c, loads, t)), None)
+                    choice = next((c for c in on_owned + ranked if c.site in sites and serve(c, loads, t)), None)
                     if choice is None:
                         return None
                     xs[(w.id, u, choice.site, t)] = 1.0
             cap: dict[str, float] = defaultdict(float)
-            for c in ranked:
+            for c in on_owned + ranked:
                 cap[c.site] += rep_n.get((c.site, c.offer.id), 0)
             def place_any(c: Candidate, t: str, extra: int, wid: str = w.id, rep_n: dict = rep_n,
                           place=place) -> bool:
@@ -244,9 +260,9 @@ class _Declared:
         self.m = m
         self.used: dict[tuple, float] = defaultdict(float)  # (site, offer, tier, slot) -> GPUs
 
-    def take(self, c: Candidate, t: str, extra: int) -> str | None:
+    def take(self, c: Candidate, t: str, extra: int, tiers: tuple[str, ...] = ("owned", "bought")) -> str | None:
         g = extra * c.shape.gpus
-        for tau in ("owned", "bought"):
+        for tau in tiers:
             if tau not in c.tiers:
                 continue
             key = (c.site, c.offer.id, tau, t)

@@ -293,17 +293,25 @@ def _solve(cs: CandidateSet, opts: SolveOptions, form: str, clock: Clock, record
     bounds: list[float] = []
     if opts.heuristic:
         t = time.monotonic()
-        g = greedy_start(m)
-        if g is not None:
+        # two greedy plans: cloud only, and owned GPUs first (their sunk cost makes them cheap
+        # unless opening the site costs more); the cheaper complete one seeds the solver
+        found = []
+        for label, serve_owned in (("greedy", False), ("greedy on owned GPUs first", True)):
+            g = greedy_start(m, serve_owned)
+            if g is None:
+                continue
             # pooled form: the greedy replicas stay whole, so the start is a whole-replica plan
-            x = hm.complete(hm.vector(g), clock.share(0.25), _replica_columns(m, hm) if form == "pooled" else None,
+            x = hm.complete(hm.vector(g), clock.share(0.15), _replica_columns(m, hm) if form == "pooled" else None,
                             say)
             if x is not None:
-                starts.append(("greedy", x))
-                _keep(best, plan_from_values(m, hm, x), hm.objective(x), "greedy start")
-                say(f"greedy plan: {hm.objective(x):,.2f} USD/month")
-            else:
-                record.notes.append("greedy start: its whole numbers admit no plan of this model")
+                found.append((hm.objective(x), label, x))
+                say(f"{label} plan: {hm.objective(x):,.2f} USD/month")
+        if found:
+            obj, label, x = min(found, key=lambda f: f[0])
+            starts.append((label, x))
+            _keep(best, plan_from_values(m, hm, x), obj, f"{label} start")
+        else:
+            record.notes.append("greedy start: its whole numbers admit no plan of this model")
         record.times_s["greedy"] = time.monotonic() - t
         if form == "replica" and len(cs.triples) <= SUPPORT_START_MAX_TRIPLES:
             t = time.monotonic()
