@@ -296,7 +296,7 @@ def _solve(cs: CandidateSet, opts: SolveOptions, form: str, clock: Clock, record
         # two greedy plans: cloud only, and owned GPUs first (their sunk cost makes them cheap
         # unless opening the site costs more); the cheaper complete one seeds the solver
         found = []
-        for label, serve_owned in (("greedy", False), ("greedy on owned GPUs first", True)):
+        for label, serve_owned in (("greedy", False), ("greedy (owned GPUs first)", True)):
             g = greedy_start(m, serve_owned)
             if g is None:
                 continue
