@@ -18,7 +18,7 @@ import pytest
 
 from planner import api
 from planner.derive.candidates import build_candidates
-from planner.optimise.strategy import explain_failover, explain_no_candidates
+from planner.derive.explain import explain_failover, explain_no_candidates
 from planner.plan.plan import Plan
 from planner.plan.result import build_result
 from planner.verify import verify_result
@@ -105,3 +105,14 @@ def test_pipeline_outputs_unchanged(name, path, variant, tmp_path, update_golden
     diff = sorted(k for k in set(got) | set(saved[name]) if got.get(k) != saved[name].get(k))
     assert not diff, f"{name}: outputs differ from the saved digests in {diff}"
 
+
+
+@pytest.mark.parametrize("path", ["tests/data/gen50x20.json", "workloads/embeddings_pipeline.yaml"])
+def test_link_tables_are_the_graph_matrices(path):
+    from planner.derive.topology import build_graph, egress_matrix, link_tables, rtt_matrix
+
+    res = api.load_scenario(path)
+    g = build_graph(res)
+    rtts, eg = link_tables(res)
+    assert list(rtts.items()) == list(rtt_matrix(g).items())
+    assert list(eg.items()) == list(egress_matrix(g).items()) and eg

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from planner import api
 from planner.derive.candidates import build_candidates
-from planner.optimise.strategy import explain_failover, explain_no_candidates
+from planner.derive.explain import explain_failover, explain_no_candidates
 from planner.outputs.report import write_outputs
 from planner.plan.plan import Plan
 from planner.plan.result import build_result

@@ -95,6 +95,14 @@ class CandidateSet:
     def reason_counts(self) -> dict[str, int]:
         return dict(sorted(Counter(_reason_kind(e.reason) for e in self.exclusions).items()))
 
+    def by_key(self) -> dict[tuple[str, str, str], Candidate]:
+        """(workload, site, offer) -> candidate, built once per triples list (read-only)."""
+        cached = self.__dict__.get("_by_key")
+        if cached is None or cached[0] is not self.triples or cached[1] != len(self.triples):
+            cached = (self.triples, len(self.triples), {c.key: c for c in self.triples})
+            self.__dict__["_by_key"] = cached
+        return cached[2]
+
     def by_workload(self) -> dict[str, list[Candidate]]:
         out: dict[str, list[Candidate]] = {w.id: [] for w in self.res.scenario.workloads}
         for c in self.triples:
