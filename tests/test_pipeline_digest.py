@@ -32,6 +32,7 @@ CASES = [("gen50x20", "tests/data/gen50x20.json", None), ("eu_saas", "workloads/
          ("embeddings_pipeline", "workloads/embeddings_pipeline.yaml", None), ("gen50x20-tight", None, None),
          ("eu_saas-cloud_only", "workloads/eu_saas.yaml", "cloud_only"),
          ("global_chat-cloud_only", "workloads/global_chat.yaml", "cloud_only"),
+         ("embeddings_pipeline-cloud_only", "workloads/embeddings_pipeline.yaml", "cloud_only"),
          ("gen50x20-tight-cloud", None, "cloud"), ("gen50x20-tight-declared", None, "declared")]
 
 
