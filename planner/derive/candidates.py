@@ -258,6 +258,7 @@ def build_candidates(res: Resolved) -> CandidateSet:
     tiers_of: dict[int, list[str]] = {}  # id(offer) -> tiers
     rates: dict[tuple, object] = {}  # (signature, accelerator, replica room) -> workload_rates' answer
     outcome: dict[tuple, tuple] = {}  # (site, signature) -> what _site_outcome gives
+    pruned: dict[tuple, tuple[list[int], list[tuple[int, str]]]] = {}  # dominance per site, offers and shapes
 
     for w in s.workloads:
         wl = loads[w.id]
@@ -332,7 +333,7 @@ def build_candidates(res: Resolved) -> CandidateSet:
         for sid in site_ok:
             done = outcome.get((sid, sig))
             if done is None:
-                done = outcome[(sid, sig)] = _site_outcome(res, sid, w, wl.classes, sig, rates, tiers_of, hpm)
+                done = outcome[(sid, sig)] = _site_outcome(res, sid, w, wl.classes, sig, rates, tiers_of, pruned, hpm)
             keep, ex_o, ex_r = done
             triples.extend([Candidate(w.id, sid, o, shape, rps, tiers) for o, shape, rps, tiers in keep])
             if ex_r:
@@ -347,7 +348,7 @@ def build_candidates(res: Resolved) -> CandidateSet:
 
 
 def _site_outcome(res: Resolved, sid: str, w, classes: list[LoadClass], sig: tuple, rates: dict, tiers_of: dict,
-                  hpm: float) -> tuple[list[tuple], list[str], list[str]]:
+                  pruned: dict, hpm: float) -> tuple[list[tuple], list[str], list[str]]:
     """The hardware, pricing and dominance filters at one site for a workload's rates signature:
     ((offer, shape, rates, tiers) kept, offer ids excluded, their reasons), in the filters' order
     (hardware and pricing offer by offer, then the dominated ones)."""
@@ -380,7 +381,11 @@ def _site_outcome(res: Resolved, sid: str, w, classes: list[LoadClass], sig: tup
             continue
         kept.append(Candidate(w.id, sid, o, shape, rps, tiers))  # rps, tiers shared, read-only
     if len(kept) >= 2:
-        keep_idx, dominated = _dominance(kept, hpm)
+        # the rule reads offers, shapes and tiers (the offer's): shared by rates alike
+        pkey = (sid, tuple((id(c.offer), c.shape) for c in kept))
+        if pkey not in pruned:
+            pruned[pkey] = _dominance(kept, hpm)
+        keep_idx, dominated = pruned[pkey]
         for i, dom_id in dominated:
             ex_offers.append(kept[i].offer.id)
             ex_reasons.append(f"dominated: {dom_id} is no dearer per replica in every tier")
