@@ -160,6 +160,8 @@ class _Checker:
         self._rtt: dict[tuple, float | None] = {}
         self._resid: dict[tuple, str | None] = {}
         self._replica_resid: dict[tuple, str | None] = {}
+        self._users: dict[str, list[str]] = {}
+        self._tiers: dict[tuple[str, str], tuple[str, ...]] = {}
 
     # ------------------------------------------------------------------ cached look-ups
     def shape(self, w, sid: str, oid: str):
@@ -201,6 +203,12 @@ class _Checker:
         return link is not None and leq(link, limit)
 
     def tiers_of(self, sid: str, o: Offer) -> tuple[str, ...]:
+        key = (sid, o.id)
+        if key not in self._tiers:
+            self._tiers[key] = self._offer_tiers(sid, o)
+        return self._tiers[key]
+
+    def _offer_tiers(self, sid: str, o: Offer) -> tuple[str, ...]:
         if self.res.sites[sid].declared:
             return tuple(t for t, n in (("owned", o.owned), ("bought", o.buyable)) if n > 0)
         allowed = set(self.pol.pricing_models)
@@ -208,7 +216,10 @@ class _Checker:
         return tuple(t for t in ("reserved", "on_demand", "spot") if t in allowed and price[t] is not None)
 
     def users_of(self, w) -> list[str]:
-        return sorted({d.user_region for d in w.demand} | set(self.loads[w.id].user_regions()))
+        got = self._users.get(w.id)
+        if got is None:
+            got = self._users[w.id] = sorted({d.user_region for d in w.demand} | set(self.loads[w.id].user_regions()))
+        return got
 
     # ------------------------------------------------------------------ run
     def run(self, reported_total: float | None, reported_objective: float | None) -> None:

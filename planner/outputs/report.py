@@ -28,6 +28,7 @@ from planner.plan.result import (
     table_columns,
     table_csv,
     write_atomic,
+    write_atomic_json,
 )
 
 
@@ -368,4 +369,4 @@ def write_outputs(result: PlacementResult, out_dir: Path, plan: Plan | None = No
     write_atomic(out_dir / "report.html", render_html(result.data, m))
     if plan is not None:
         write_atomic(out_dir / "plan.json", plan.to_json(result.data["scenario"]))
-    write_atomic(out_dir / "result.json", result.to_json())
+    write_atomic_json(out_dir / "result.json", result.data)  # = result.to_json(), streamed

@@ -61,7 +61,7 @@ def binding_constraints(cs: CandidateSet, plan: Plan) -> list[dict]:
     s = res.scenario
     offers = offer_index(res)
     slots = [t.id for t in s.time_slots]
-    cand = {c.key: c for c in cs.triples}
+    cand = cs.by_key()
     out: list[dict] = []
 
     # ---- power budget per declared site and slot

@@ -86,15 +86,27 @@ def cloud_power_kw(res: Resolved, plan: Plan, offers: dict) -> dict[tuple[str, s
     return dict(out)
 
 
-def site_shares(res: Resolved, loads: dict[str, WorkloadLoad], plan: Plan, w: str) -> dict[str, float]:
-    """Share of w's requests served at each site (routes by request volume; batch by requests done)."""
+def _rows_by_workload(rows: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        out[r["workload"]].append(r)
+    return out
+
+
+def site_shares(res: Resolved, loads: dict[str, WorkloadLoad], plan: Plan, w: str,
+                grouped: tuple[dict, dict] | None = None) -> dict[str, float]:
+    """Share of w's requests served at each site (routes by request volume; batch by requests done).
+    ``grouped``: (serving rows, route rows) of the plan by workload, when the caller asks for
+    many workloads (the same rows in the same order; no scan of the whole plan per workload)."""
     wk = res.scenario.workload(w)
     wl = loads[w]
     out: dict[str, float] = defaultdict(float)
+    serving = plan.serving if grouped is None else grouped[0].get(w, [])
+    routes = plan.routes if grouped is None else grouped[1].get(w, [])
     if wk.is_batch:
         hours = {t.id: t.hours for t in res.scenario.time_slots}
         total = sum(wl.batch_requests_per_day.values())
-        for s in plan.serving:
+        for s in serving:
             if s["workload"] == w and "~" not in s["class"]:
                 out[s["site"]] += s["rps"] * 3600.0 * hours[s["slot"]] / total
         return dict(out)
@@ -104,7 +116,7 @@ def site_shares(res: Resolved, loads: dict[str, WorkloadLoad], plan: Plan, w: st
     total = sum(vol.values())
     if total <= 0:
         return {}
-    for r in plan.routes:
+    for r in routes:
         if r["workload"] == w:
             out[r["site"]] += r["share"] * vol.get((r["user_region"], r["slot"]), 0.0) / total
     return dict(out)
@@ -180,10 +192,11 @@ def cost_lines(res: Resolved, loads: dict[str, WorkloadLoad], plan: Plan) -> lis
         usd = gb * site.internet_egress_usd_per_gb
         if usd:
             lines.append(_line(site, r["workload"], "", "egress_response", usd, "", r["slot"]))
+    grouped = (_rows_by_workload(plan.serving), _rows_by_workload(plan.routes))
     for w in res.scenario.workloads:
         if not w.data_sources:
             continue
-        shares = site_shares(res, loads, plan, w.id)
+        shares = site_shares(res, loads, plan, w.id, grouped)
         for ds in w.data_sources:
             src = res.data_source_points[(w.id, ds.id)]
             for sid, sh in sorted(shares.items()):

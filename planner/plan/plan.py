@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from planner import jsontext
+
 PLAN_VERSION = "1.1"
 
 #: (table, key columns, value columns)
@@ -118,7 +120,7 @@ class Plan:
     def to_json(self, scenario: dict | None = None) -> str:
         doc = {"plan_version": PLAN_VERSION, "scenario": scenario or {}, "plan_hash": self.plan_hash(),
                **self.tables(), "solve": self.solve.to_dict() if self.solve else None}
-        return json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n"
+        return jsontext.dumps(doc) + "\n"  # = json.dumps(indent=2, sort_keys=True, allow_nan=False)
 
     @classmethod
     def from_dict(cls, d: dict) -> Plan:

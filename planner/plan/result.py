@@ -32,14 +32,14 @@ hours per month.
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from planner import __version__
+from planner import __version__, jsontext
 from planner.derive.candidates import BASELINE_TIERS, BURST_TIERS, Candidate, CandidateSet
 from planner.derive.power import CLOUD_PUE
 from planner.input.schema import PRICING_MODELS, PROVIDERS, WORKLOAD_KINDS
@@ -54,6 +54,7 @@ from planner.plan.costing import (
     site_power_kw,
     slot_month_hours,
 )
+from planner.plan.exclusion_rows import ExclusionRows
 from planner.plan.plan import STATUS_EXIT, Plan, SolveRecord, plan_from_result
 from planner.plan.region_limits import region_gpu_warnings
 from planner.tolerance import TOL, ceil_tol
@@ -93,7 +94,7 @@ class PlacementResult:
         return plan_from_result(self.data)
 
     def to_json(self) -> str:
-        return json.dumps(self.data, indent=2, sort_keys=True, allow_nan=False) + "\n"
+        return jsontext.dumps(self.data) + "\n"  # = json.dumps(indent=2, sort_keys=True, allow_nan=False)
 
     @classmethod
     def read(cls, path: Path) -> PlacementResult:
@@ -117,7 +118,7 @@ def _source(lc) -> tuple[str | None, str | None]:
 def busy_and_standby(cs: CandidateSet, plan: Plan) -> tuple[dict[tuple, float], list[str]]:
     """busy_replicas per replica row key (workload, site, offer, tier, slot), by the rule in the
     module docstring, and warnings for serving the candidate set cannot rate."""
-    cand = {c.key: c for c in cs.triples}
+    cand = cs.by_key()
     d = cs.res.scenario.policies.spot.derating
     warnings: list[str] = []
     need: dict[tuple, float] = defaultdict(float)
@@ -159,7 +160,7 @@ def build_result(cs: CandidateSet, plan: Plan) -> PlacementResult:
     has_plan = plan.has_plan
     plan = plan.canonical() if has_plan else Plan(solve=rec)
     wk = {w.id: w for w in s.workloads}
-    cand = {c.key: c for c in cs.triples}
+    cand = cs.by_key()
     variant = res.loaded.variant
     warnings = set(res.warnings)
 
@@ -246,7 +247,7 @@ def build_result(cs: CandidateSet, plan: Plan) -> PlacementResult:
                    "total_with_sunk_usd_per_month": None, "requests_per_month": reqs_total,
                    "usd_per_1k_requests": None, "kg_co2e_per_month": None, "standby_usd_per_month": None}
 
-    counts = Counter(e.reason.split(":", 1)[0] for e in cs.exclusions)
+    counts = cs.reason_counts()
     data = {
         "schema_version": SCHEMA_VERSION,
         "planner_version": __version__,
@@ -279,8 +280,12 @@ def build_result(cs: CandidateSet, plan: Plan) -> PlacementResult:
         "verification": None,
         "warnings": sorted(warnings),
     }
-    excl = [{"workload": e.workload, "user_region": _none(e.user_region), "site": e.site, "offer": _none(e.offer),
-             "rule": e.reason.split(":", 1)[0], "reason": e.reason} for e in cs.exclusions]
+    if hasattr(cs.exclusions, "columns"):
+        excl = ExclusionRows(cs.exclusions)  # rows made on demand (millions at scale)
+    else:
+        excl = [{"workload": e.workload, "user_region": _none(e.user_region), "site": e.site,
+                 "offer": _none(e.offer), "rule": e.reason.split(":", 1)[0], "reason": e.reason}
+                for e in cs.exclusions]
     return PlacementResult(data, exclusions=excl)
 
 
@@ -413,24 +418,47 @@ def _unit_prices(c: Candidate) -> list[dict]:
 
 
 def _candidates(cs: CandidateSet) -> list[dict]:
+    """One row per candidate triple. Candidates alike share their ``classes``, ``unit_prices``,
+    ``shape`` and ``tiers`` values (the same rates, offer and shape give the same rows), so the
+    table costs a dict per triple, not a tree (read-only, like the rest of ``data``)."""
     util = cs.res.scenario.policies.target_utilisation
+    class_meta = {w: [(lc.key, lc.qclass.id, *_source(lc)) for lc in wl.classes] for w, wl in cs.loads.items()}
+    meta_ids: dict[tuple, int] = {}
+    w_meta = {w: meta_ids.setdefault(tuple(m), len(meta_ids)) for w, m in class_meta.items()}
+    classes_of: dict[tuple, list] = {}
+    prices_of: dict[tuple, list] = {}
+    shape_of: dict = {}
+    tiers_of: dict[tuple, list] = {}
     rows = []
     for c in sorted(cs.triples, key=lambda c: c.key):
-        classes = []
-        for lc in cs.loads[c.workload].classes:
-            est = c.rps.get(lc.key)
-            if est is None:
-                continue
-            src_w, src_k = _source(lc)
-            classes.append({"class": lc.qclass.id, "source_workload": src_w, "source_class": src_k,
-                            "planning_rps": est.rps, "max_rps": est.max_rps if est.rps > 0 else est.rps / util,
-                            "rate_source": est.rate_source, "rate_limit": est.limit,
-                            "regime": est.regime or None, "batch": est.batch, "notes": list(est.notes)})
+        ckey = (w_meta[c.workload], id(c.rps))
+        classes = classes_of.get(ckey)
+        if classes is None:
+            classes = []
+            for key, qid, src_w, src_k in class_meta[c.workload]:
+                est = c.rps.get(key)
+                if est is None:
+                    continue
+                classes.append({"class": qid, "source_workload": src_w, "source_class": src_k,
+                                "planning_rps": est.rps, "max_rps": est.max_rps if est.rps > 0 else est.rps / util,
+                                "rate_source": est.rate_source, "rate_limit": est.limit,
+                                "regime": est.regime or None, "batch": est.batch, "notes": list(est.notes)})
+            classes_of[ckey] = classes
+        tiers = tuple(c.tiers)
+        pkey = (id(c.offer), tiers)
+        prices = prices_of.get(pkey)
+        if prices is None:
+            prices = prices_of[pkey] = _unit_prices(c)
+        shape = shape_of.get(c.shape)
+        if shape is None:
+            shape = shape_of[c.shape] = {"tp": c.shape.tp, "gpus": c.shape.gpus,
+                                         "replicas_per_instance": c.shape.replicas_per_instance}
+        tier_list = tiers_of.get(tiers)
+        if tier_list is None:
+            tier_list = tiers_of[tiers] = list(tiers)
         rows.append({"workload": c.workload, "site": c.site, "offer": c.offer.id, "accelerator": c.offer.accelerator,
-                     "instance_type": c.offer.instance_type, "tiers": list(c.tiers),
-                     "shape": {"tp": c.shape.tp, "gpus": c.shape.gpus,
-                               "replicas_per_instance": c.shape.replicas_per_instance},
-                     "gpus_per_replica": c.shape.gpus, "classes": classes, "unit_prices": _unit_prices(c)})
+                     "instance_type": c.offer.instance_type, "tiers": tier_list, "shape": shape,
+                     "gpus_per_replica": c.shape.gpus, "classes": classes, "unit_prices": prices})
     return rows
 
 
@@ -471,7 +499,7 @@ def _unit_costs(cs: CandidateSet, plan: Plan, lines: list[dict], H: dict[str, fl
     escalated (key "origin~class"), so a small model's cost per request includes its escalations."""
     s = cs.res.scenario
     loads = cs.loads
-    cand = {c.key: c for c in cs.triples}
+    cand = cs.by_key()
     by_w_cost: dict[str, float] = defaultdict(float)
     for ln in lines:
         if ln["kind"] != "owned_sunk" and ln["workload"]:
@@ -523,6 +551,16 @@ def _unit_row(w, cls: str, reqs: float, cost: float) -> dict:
 def write_atomic(path: Path, text: str) -> None:
     """Write a file via a temp file and rename, so a reader never sees half of it. The file gets
     the mode a plain open() would give it (0666 minus the umask), not mkstemp's 0600."""
+    _write_atomic(path, lambda fh: fh.write(text))
+
+
+def write_atomic_json(path: Path, obj: Any) -> None:
+    """:func:`write_atomic` of ``json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) +
+    "\\n"``, streamed to the file in chunks (the same bytes; no whole-document string)."""
+    _write_atomic(path, lambda fh: jsontext.write_json(fh, obj))
+
+
+def _write_atomic(path: Path, write) -> None:
     import os
     import tempfile
 
@@ -532,7 +570,7 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+            write(fh)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -555,15 +593,22 @@ def _umask() -> int:
     return mask
 
 
-def _flat(row: dict, prefix: str = "") -> dict:
-    """A CSV row: nested objects become prefixed columns (``tags`` -> ``tag_``), lists JSON text."""
+def _flat(row: dict, prefix: str = "", memo: dict | None = None) -> dict:
+    """A CSV row: nested objects become prefixed columns (``tags`` -> ``tag_``), lists JSON text.
+    ``memo`` (id -> text, for one table whose rows all stay alive meanwhile) encodes a list shared
+    by several rows once."""
     out: dict[str, Any] = {}
     for k, v in row.items():
         name = f"{prefix}{k}"
         if isinstance(v, dict):
-            out.update(_flat(v, "tag_" if k == "tags" and not prefix else f"{name}_"))
+            out.update(_flat(v, "tag_" if k == "tags" and not prefix else f"{name}_", memo))
         elif isinstance(v, list):
-            out[name] = json.dumps(v, sort_keys=True, allow_nan=False)
+            text = memo.get(id(v)) if memo is not None else None
+            if text is None:
+                text = json.dumps(v, sort_keys=True, allow_nan=False)
+                if memo is not None:
+                    memo[id(v)] = text
+            out[name] = text
         else:
             out[name] = v
     return out
@@ -585,7 +630,10 @@ def table_columns(name: str) -> list[str]:
 
 def table_csv(rows: list[dict], columns: tuple[str, ...] | list[str] | None = None) -> str:
     """CSV text of rows (flattened); ``columns`` fixes the header (needed when there are no rows)."""
-    flat = [_flat(r) for r in rows]
+    if hasattr(rows, "to_csv"):  # e.g. ExclusionRows: written from its columns
+        return rows.to_csv(columns)
+    memo: dict[int, str] = {}
+    flat = [_flat(r, "", memo) for r in rows]
     df = pd.DataFrame(flat, columns=list(columns) if columns and not flat else None)
     if columns and flat:
         df = df.reindex(columns=list(dict.fromkeys([*columns, *df.columns])))
