@@ -134,8 +134,11 @@ PALETTE = ["#3465a4", "#f57900", "#4e9a06", "#75507b", "#c4a000", "#cc0000", "#0
 def cost_chart(m: dict):
     """Decision cost by site, stacked by tier (instances, bought GPUs) and other kinds."""
     rows = m["cost_by_site_tier"]
-    sites = sorted({r["site"] for r in rows})
     parts = sorted({r["part"] for r in rows})
+    total: dict[str, float] = defaultdict(float)
+    for r in rows:
+        total[r["site"]] += r["usd_per_month"]
+    sites = sorted(_largest(total, CHART_SITES))
     if not sites:
         return None
     val = {(r["site"], r["part"]): r["usd_per_month"] for r in rows}
@@ -161,10 +164,13 @@ def _thousands():
 
 def capacity_chart(m: dict):
     """Baseline and burst GPUs per slot, one panel per site."""
-    cap = m["capacity"]
+    sids = [t["id"] for t in m["slots"]]
+    held = {c["site"]: max(c["slots"][t]["baseline_gpus"] + c["slots"][t]["burst_gpus"] for t in sids)
+            for c in m["capacity"]}
+    keep = _largest(held, CAPACITY_PANELS)
+    cap = [c for c in m["capacity"] if c["site"] in keep]
     if not cap:
         return None
-    sids = [t["id"] for t in m["slots"]]
     ncols = min(4, len(cap))
     nrows = (len(cap) + ncols - 1) // ncols
     fig = new_figure(3.0 * ncols, 2.3 * nrows + 0.4)
@@ -187,10 +193,13 @@ def capacity_chart(m: dict):
 
 def utilisation_chart(m: dict):
     """Utilisation (GPUs serving / GPUs held) per site and slot as a heat map."""
-    util = m["utilisation"]
+    sids = [t["id"] for t in m["slots"]]
+    held = {u["site"]: max((u["slots"][t]["held_gpus"] if u["slots"][t] else 0.0) for t in sids)
+            for u in m["utilisation"]}
+    keep = _largest(held, CHART_SITES)
+    util = [u for u in m["utilisation"] if u["site"] in keep]
     if not util:
         return None
-    sids = [t["id"] for t in m["slots"]]
     grid = [[(u["slots"][t]["utilisation"] if u["slots"][t] else float("nan")) for t in sids] for u in util]
     fig = new_figure(1.0 * len(sids) + 3.2, 0.42 * len(util) + 1.2)
     ax = fig.add_subplot()
@@ -208,7 +217,13 @@ def utilisation_chart(m: dict):
 
 def traffic_chart(m: dict):
     """Mean requests/s from each user region to each site, annotated with the RTT."""
-    rows = m["traffic"]
+    by_site: dict[str, float] = defaultdict(float)
+    by_region: dict[str, float] = defaultdict(float)
+    for r in m["traffic"]:
+        by_site[r["site"]] += r["mean_rps"]
+        by_region[r["user_region"]] += r["mean_rps"]
+    keep_s, keep_u = _largest(by_site, CHART_SITES), _largest(by_region, CHART_SITES)
+    rows = [r for r in m["traffic"] if r["site"] in keep_s and r["user_region"] in keep_u]
     if not rows:
         return None
     regions = sorted({r["user_region"] for r in rows})
@@ -235,19 +250,42 @@ def traffic_chart(m: dict):
     return fig
 
 
+#: charts show at most this many sites (user regions), the largest; the tables list all. Beyond
+#: a few dozen a chart is unreadable, and matplotlib's SVG time grows with every bar and label
+#: (measured: 26 s of a 32 s write at 200 workloads x 50 sites before the cap)
+CHART_SITES = 20
+CAPACITY_PANELS = 12
+
+
+def _largest(values: dict[str, float], n: int) -> set[str]:
+    """The n keys with the largest values (ties by name): deterministic."""
+    return {k for k, _v in sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))[:n]}
+
+
+def _of(shown: int, total: int, what: str) -> str:
+    return "" if shown >= total else f" The {shown} largest of {total} {what} are shown; the tables list all."
+
+
 def report_charts(m: dict) -> dict[str, list[str]]:
-    """The report's charts per section id."""
+    """The report's charts per section id (the largest sites and regions when there are many)."""
+    n_sites = len({r["site"] for r in m["cost_by_site_tier"]})
+    n_cap = len(m["capacity"])
+    n_util = len(m["utilisation"])
+    n_traffic = max(len({r["site"] for r in m["traffic"]}), len({r["user_region"] for r in m["traffic"]}))
     out: dict[str, list[str]] = defaultdict(list)
     for sid, make, alt, caption in (
         ("costs", cost_chart, "decision cost by site and tier",
          "Decision cost per site, by tier (cloud instances, bought GPUs) and other costs; owned GPUs' sunk cost "
-         "is not a decision and is shown in the table."),
+         "is not a decision and is shown in the table." + _of(CHART_SITES, n_sites, "sites")),
         ("capacity", capacity_chart, "baseline and burst GPUs per slot per site",
-         "GPUs held per slot: baseline (owned, bought, reserved) and burst (on-demand, spot)."),
+         "GPUs held per slot: baseline (owned, bought, reserved) and burst (on-demand, spot)."
+         + _of(CAPACITY_PANELS, n_cap, "sites")),
         ("capacity", utilisation_chart, "utilisation by site and slot",
-         "Utilisation per site and slot: GPUs serving / GPUs held (standby is not busy)."),
+         "Utilisation per site and slot: GPUs serving / GPUs held (standby is not busy)."
+         + _of(CHART_SITES, n_util, "sites")),
         ("traffic", traffic_chart, "traffic from user regions to sites with RTT",
-         "Mean requests/s from each user region to each site, with the round-trip time."),
+         "Mean requests/s from each user region to each site, with the round-trip time."
+         + _of(CHART_SITES, n_traffic, "sites or user regions")),
     ):
         fig = make(m)
         if fig is not None:
