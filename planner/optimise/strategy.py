@@ -184,13 +184,16 @@ def _solve(cs: CandidateSet, opts: SolveOptions, form: str, clock: Clock, record
         # two greedy plans: cloud only, and owned GPUs first (their sunk cost makes them cheap
         # unless opening the site costs more); the cheaper complete one seeds the solver
         found = []
+        left0 = clock.left(0.0)
         for label, serve_owned in (("greedy", False), ("greedy (owned GPUs first)", True)):
+            if serve_owned and clock.left(0.0) < 0.7 * left0:
+                break  # the first greedy's completion took much of the time: keep the rest for the solver
             g = greedy_start(m, serve_owned)
             if g is None:
                 continue
             # pooled form: the greedy replicas stay whole, so the start is a whole-replica plan
-            x = hm.complete(hm.vector(g), clock.share(0.15), _replica_columns(m, hm) if form == "pooled" else None,
-                            say)
+            x = hm.complete(hm.vector(g), clock.share(0.25 if not serve_owned else 0.15),
+                            _replica_columns(m, hm) if form == "pooled" else None, say)
             if x is not None:
                 found.append((hm.objective(x), label, x))
                 say(f"{label} plan: {hm.objective(x):,.2f} USD/month")
