@@ -146,6 +146,36 @@ def solve_plan(cs: CandidateSet, opts: SolveOptions, integrality: str = "auto", 
         return plan
 
 
+def _constructive(cs: CandidateSet, record: SolveRecord, clock: Clock, say: Say, why: str) -> Plan:
+    """The plan when the model cannot be built within the limit: the constructive greedy of
+    :mod:`planner.baselines` (the benchmark's frozen ``greedy``: cheapest feasible option per
+    load, N+1 by a second copy), not optimised and with no bound; independent verification
+    checks it like any plan. No plan if it finds none."""
+    from planner.baselines import build_plan
+
+    t = time.monotonic()
+    say(f"{why}: falling back to the constructive greedy plan")
+    plan = build_plan(cs, "greedy")
+    record.times_s["constructive"] = time.monotonic() - t
+    record.model_status = "not built"
+    record.solver_version = "none: the plan is constructive"
+    if not plan.has_plan or plan.solve is None or plan.solve.objective is None:
+        record.status = "no_plan"
+        record.reasons = [f"{why}; the constructive greedy found no plan either; raise --time-limit"]
+        record.time_s = clock.elapsed()
+        return Plan(solve=record)
+    record.status = "feasible"
+    record.objective = plan.solve.objective
+    record.start = "constructive greedy"
+    record.notes.append(f"{why}: the plan is the constructive greedy (planner/baselines.py), not optimised and "
+                        "with no bound; raise --time-limit for the optimiser")
+    say(f"constructive greedy plan: {record.objective:,.2f} USD/month")
+    record.time_s = clock.elapsed()
+    record.first_plan_s = time.monotonic() - clock.t0
+    plan.solve = record
+    return plan
+
+
 def _keep(best: dict, plan: Plan, objective: float, label: str) -> None:
     if not best or objective < best["objective"]:
         best.update(plan=plan, objective=objective, label=label)
@@ -157,12 +187,12 @@ def _solve(cs: CandidateSet, opts: SolveOptions, form: str, clock: Clock, record
     """Build, start, solve, round; see the module docstring. ``best`` collects checked plans."""
     t = time.monotonic()
     try:
-        m = build_model(cs, form, clock.solver_deadline)
+        # the build may use half the time left: the rest is for the handoff and a solve, or
+        # for the constructive plan when the model is too large for the limit
+        m = build_model(cs, form, clock.share(0.5))
     except BuildDeadline as exc:
-        record.model_status = "not built"
-        record.reasons = [f"{exc} ({time.monotonic() - t:.1f} s); raise --time-limit"]
-        record.time_s = clock.elapsed()
-        return Plan(solve=record)
+        record.times_s["build"] = time.monotonic() - t
+        return _constructive(cs, record, clock, say, f"{exc} ({time.monotonic() - t:.1f} s)")
     hm = HighsModel(m)
     record.times_s["build"] = time.monotonic() - t
     size = model_size(m, hm)
