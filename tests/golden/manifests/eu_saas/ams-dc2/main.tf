@@ -1,5 +1,5 @@
 # planner manifests: site "ams-dc2" ("onprem", "onprem")
-# Generated from result.json (plan "23953206079b8d42f9118e0fd5c9ccd6ac3ec743be51d2efef6ef0fc5c48ba77"); re-render with `planner manifests` instead of editing.
+# Generated from result.json (plan "9f88a6be33be0a4a5302869b84af1f5793720fe86115ae8f7761ba533f36208d"); re-render with `planner manifests` instead of editing.
 # No commitment, reservation or savings-plan resource is emitted: those are purchases a person makes.
 
 locals {
@@ -8,7 +8,7 @@ locals {
   scenario_description = "EU SaaS with GDPR residency, two on-prem racks and EU cloud overflow"
   variant              = "base"
   variant_description  = ""
-  plan_hash            = "23953206079b8d42f9118e0fd5c9ccd6ac3ec743be51d2efef6ef0fc5c48ba77"
+  plan_hash            = "9f88a6be33be0a4a5302869b84af1f5793720fe86115ae8f7761ba533f36208d"
   slot_start_utc       = { "night" = 0, "early" = 4, "morning" = 8, "afternoon" = 12, "evening" = 16, "late" = 20 }
   slot_counts = {
     ams_dc2_l40s_owned = { "night" = 8, "early" = 8, "morning" = 8, "afternoon" = 8, "evening" = 8, "late" = 8 }
@@ -39,9 +39,9 @@ module "gpu_pool_ams_dc2_l40s_owned" {
   count_per_slot    = { "night" = 8, "early" = 8, "morning" = 8, "afternoon" = 8, "evening" = 8, "late" = 8 }
   slot_start_utc    = local.slot_start_utc
   power_budget_kw   = 25
-  workloads         = ["support-chat", "support-chat-large"]
-  models            = ["llama-3-1-70b", "llama-3-1-8b"]
+  workloads         = ["doc-rerank", "support-chat", "support-chat-large"]
+  models            = ["bge-reranker-v2-m3", "llama-3-1-70b", "llama-3-1-8b"]
   reserved_term     = null
   reserved_discount = null
-  labels            = { "planner-feature" = "assistant_assistant-escalation", "planner-n-plus-1-standby" = "true", "planner-plan-hash" = "23953206079b8d42", "planner-scenario" = "eu-saas", "planner-site" = "ams-dc2", "planner-tenant" = "acme-support", "planner-tier" = "owned", "planner-variant" = "base", "planner-workload-support-chat" = "true", "planner-workload-support-chat-large" = "true" }
+  labels            = { "planner-feature" = "assistant_assistant-escalation_semantic-search", "planner-plan-hash" = "9f88a6be33be0a4a", "planner-scenario" = "eu-saas", "planner-site" = "ams-dc2", "planner-tenant" = "acme-search_acme-support", "planner-tier" = "owned", "planner-variant" = "base", "planner-workload-doc-rerank" = "true", "planner-workload-support-chat" = "true", "planner-workload-support-chat-large" = "true" }
 }
