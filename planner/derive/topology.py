@@ -73,34 +73,18 @@ def egress(res: Resolved, src: Point, site: ResolvedSite) -> EgressPrice:
 
 def build_graph(res: Resolved) -> nx.DiGraph:
     """Nodes ``user:<id>``, ``site:<id>``, ``data:<workload>/<source>``; edges carry ``rtt_ms``
-    (user -> site) or ``egress_usd_per_gb`` (data -> site) with their source. Egress prices are
-    computed once per distinct source location and site (data sources often share a region)."""
+    (user -> site) or ``egress_usd_per_gb`` (data -> site) with their source, as computed by
+    :func:`link_tables`."""
+    rtts, eg = link_tables(res)
     g = nx.DiGraph()
-    sites = [(sid, f"site:{sid}", site) for sid, site in res.sites.items()]
-    g.add_nodes_from((node, {"kind": "site", "site_kind": site.kind, "provider": site.provider})
-                     for _sid, node, site in sites)
-    for uid, ur in res.user_regions.items():
-        unode = f"user:{uid}"
-        g.add_node(unode, kind="user")
-        links = [(node, rtt(res, ur.point, site.point)) for _sid, node, site in sites]
-        g.add_edges_from((unode, node, {"rtt_ms": link.rtt_ms, "rtt_source": link.rtt_source}) for node, link in links)
-    site_points = {id(site.point) for _sid, _node, site in sites}
-    cache: dict[tuple, EgressPrice] = {}
-    for (wid, dsid), pt in res.data_source_points.items():
-        node = f"data:{wid}/{dsid}"
-        g.add_node(node, kind="data")
-        where = None if id(pt) in site_points else (pt.catalog_key, pt.lat, pt.lon, pt.country)
-        prices = []
-        for sid, snode, site in sites:
-            if where is None:
-                e = egress(res, pt, site)
-            else:
-                e = cache.get((where, sid))
-                if e is None:
-                    e = cache[(where, sid)] = egress(res, pt, site)
-            prices.append((snode, e))
-        g.add_edges_from((node, snode, {"egress_usd_per_gb": e.usd_per_gb, "egress_source": e.source})
-                         for snode, e in prices)
+    g.add_nodes_from((f"site:{sid}", {"kind": "site", "site_kind": site.kind, "provider": site.provider})
+                     for sid, site in res.sites.items())
+    g.add_nodes_from((f"user:{uid}", {"kind": "user"}) for uid in res.user_regions)
+    g.add_edges_from((f"user:{uid}", f"site:{sid}", {"rtt_ms": link.rtt_ms, "rtt_source": link.rtt_source})
+                     for (uid, sid), link in rtts.items())
+    g.add_nodes_from((f"data:{wid}/{dsid}", {"kind": "data"}) for wid, dsid in res.data_source_points)
+    g.add_edges_from((f"data:{wid}/{dsid}", f"site:{sid}", {"egress_usd_per_gb": e.usd_per_gb, "egress_source": e.source})
+                     for (wid, dsid, sid), e in eg.items())
     return g
 
 
@@ -124,9 +108,10 @@ def egress_matrix(g: nx.DiGraph) -> dict[tuple[str, str, str], EgressPrice]:
 
 
 def link_tables(res: Resolved) -> tuple[dict[tuple[str, str], Link], dict[tuple[str, str, str], EgressPrice]]:
-    """:func:`rtt_matrix` and :func:`egress_matrix` of :func:`build_graph`, the same dicts in the
-    same order, computed without the graph (at 5000 x 300 it holds ~460 k edge dicts only to be
-    read back)."""
+    """(user region, site) -> Link and (workload, data source, site) -> EgressPrice, computed
+    directly (the graph of :func:`build_graph` is built from these; at 5000 x 300 it holds ~460 k
+    edge dicts, so the candidates read the tables, not the graph). Egress prices are computed
+    once per distinct source location and site (data sources often share a region)."""
     sites = list(res.sites.items())
     rtts: dict[tuple[str, str], Link] = {}
     for uid, ur in res.user_regions.items():

@@ -435,7 +435,6 @@ def solve_highs(m, opts: SolveOptions, deadline: float, starts: list[tuple[str, 
     stop = run_highs(h, deadline, progress, label, may_abandon=True)
     why, user = stop.why, stop.user
     if stop.abandoned:
-        hm.abandoned = True
         return _abandoned_outcome(hm, opts, stop, seen, bounds, best_x, best_obj, best_label, version, notes, t0)
     h.cbMipImprovingSolution.unsubscribe(keep)
     status = h.getModelStatus()
@@ -448,7 +447,6 @@ def solve_highs(m, opts: SolveOptions, deadline: float, starts: list[tuple[str, 
         stop = run_highs(h, deadline, progress, label, may_abandon=True)
         why, user = stop.why, stop.user
         if stop.abandoned:
-            hm.abandoned = True
             return _abandoned_outcome(hm, opts, stop, seen, bounds, best_x, best_obj, best_label, version, notes, t0)
         h.cbMipImprovingSolution.unsubscribe(keep)
         h.setOptionValue("presolve", "choose")
@@ -565,7 +563,9 @@ def _abandoned_outcome(hm: HighsModel, opts: SolveOptions, stop: Stop, seen: dic
                        best_x, best_obj, best_label, version: str, notes: list[str], t0: float) -> SolveOutcome:
     """The outcome of a run left behind after a cancel it did not honour in time: HiGHS's model
     must not be read while it runs, so the plan is the last improving solution it announced
-    (row checked) or the best start, and the bound its last reported dual bound."""
+    (row checked) or the best start, and the bound its last reported dual bound. The model is
+    marked abandoned: nothing may touch its HiGHS instance again."""
+    hm.abandoned = True
     notes.append(f"HiGHS did not stop within {CANCEL_GRACE_S:g} s of the "
                  f"{'interrupt' if stop.user else 'deadline'}; its last announced plan and bound are used")
     x = obj = None

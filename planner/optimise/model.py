@@ -124,6 +124,8 @@ class PlacementModel:
     # ------------------------------------------------------------------ building
     def add_row(self, family: str, label: str, pairs, sense: int, rhs: float) -> None:
         """One row: sum of coefficient x column over ``pairs`` (sense) rhs."""
+        if not isinstance(pairs, list):
+            pairs = list(pairs)
         cols = [j for j, _a in pairs]
         self.nz_col.extend(cols)
         self.nz_val.extend(a for _j, a in pairs)
@@ -286,10 +288,6 @@ class PlacementModel:
         return self.__dict__["_prob"]
 
 
-def _expr(pairs) -> list:
-    return pairs if isinstance(pairs, list) else list(pairs)
-
-
 # ====================================================================== variables
 def define_variables(m: PlacementModel) -> None:
     """Create x, y, r, n, open, used, T, P only for allowed pairs (no W x S x O product)."""
@@ -356,13 +354,13 @@ def define_serving(m: PlacementModel) -> None:
         wl = cs.loads[w.id]
         if w.is_batch:
             for lc in wl.classes:
-                m.add_row("serve", f"{w.id}__{lc.key}", _expr(y_wk.get((w.id, lc.key), [])), EQ,
+                m.add_row("serve", f"{w.id}__{lc.key}", y_wk.get((w.id, lc.key), []), EQ,
                           wl.batch_requests_per_day[lc.key])
             continue
         routes = cs.routes[w.id]
         for u, sites in routes.items():
             for t in m.slots:
-                m.add_row("route", f"{w.id}__{u}__{t}", _expr([(m.x[(w.id, u, sid, t)], 1.0) for sid in sites]),
+                m.add_row("route", f"{w.id}__{u}__{t}", [(m.x[(w.id, u, sid, t)], 1.0) for sid in sites],
                           EQ, 1.0)
         sites_of_w = sorted({sid for ss in routes.values() for sid in ss})
         for sid in sites_of_w:
@@ -375,7 +373,7 @@ def define_serving(m: PlacementModel) -> None:
                             pairs.append((m.x[(w.id, u, sid, t)], -load))
                     if len(pairs) == 0:
                         continue
-                    m.add_row("split", f"{w.id}__{lc.key}__{sid}__{t}", _expr(pairs), EQ, 0.0)
+                    m.add_row("split", f"{w.id}__{lc.key}__{sid}__{t}", pairs, EQ, 0.0)
 
 
 def define_capacity(m: PlacementModel) -> None:
@@ -399,7 +397,7 @@ def define_capacity(m: PlacementModel) -> None:
         pairs += [(v, -(d if tau == "spot" else 1.0)) for tau, v in rs]
         if len(pairs) == len(rs):
             continue  # nothing to serve here in this slot
-        m.add_row("capacity", f"{w}__{oid}__{t}", _expr(pairs), LE, 0.0)
+        m.add_row("capacity", f"{w}__{oid}__{t}", pairs, LE, 0.0)
 
 
 def define_instances(m: PlacementModel) -> None:
@@ -416,7 +414,7 @@ def define_instances(m: PlacementModel) -> None:
     for (sid, oid, tau, t), pairs in sorted(by.items()):
         nkey = (sid, oid, tau) if tau in BASELINE_TIERS else (sid, oid, tau, t)
         nv = m.n[nkey]
-        m.add_row("instances", f"{oid}__{tau}__{t}", _expr(pairs + [(nv, -m.offers[(sid, oid)].gpus)]),
+        m.add_row("instances", f"{oid}__{tau}__{t}", pairs + [(nv, -m.offers[(sid, oid)].gpus)],
                   LE, 0.0)
 
 
@@ -436,7 +434,7 @@ def define_inventory(m: PlacementModel) -> None:
         for t in ([key[3]] if len(key) == 4 else m.slots):
             by[(sid, o.accelerator, t)].append((v, o.gpus))
     for (sid, acc, t), pairs in sorted(by.items()):
-        m.add_row("quota", f"{sid}__{acc}__{t}", _expr(pairs), LE,
+        m.add_row("quota", f"{sid}__{acc}__{t}", pairs, LE,
                   float(res.sites[sid].quota_gpus[acc]))
 
 
@@ -465,8 +463,8 @@ def define_power(m: PlacementModel) -> None:
         if phi > 0:
             pairs += [(v, gpu_kw_factor(site, o) * phi) for v, o in installed[sid]]
         pairs += [(v, gpu_kw_factor(site, c.offer) * (1.0 - phi) * c.shape.gpus) for v, c in used[(sid, t)]]
-        m.add_row("power_def", f"{sid}__{t}", _expr(pairs), EQ, 0.0)
-        m.add_row("power_cap", f"{sid}__{t}", _expr([(pv, 1.0)]), LE, float(site.power_budget_kw))
+        m.add_row("power_def", f"{sid}__{t}", pairs, EQ, 0.0)
+        m.add_row("power_cap", f"{sid}__{t}", [(pv, 1.0)], LE, float(site.power_budget_kw))
 
 
 def define_sites(m: PlacementModel) -> None:
@@ -477,7 +475,7 @@ def define_sites(m: PlacementModel) -> None:
         if sid not in m.open:
             continue
         ub = m.col_ub[v]
-        m.add_row("site_open", f"{key[1]}__{key[2]}", _expr([(v, 1.0), (m.open[sid], -float(ub))]),
+        m.add_row("site_open", f"{key[1]}__{key[2]}", [(v, 1.0), (m.open[sid], -float(ub))],
                   LE, 0.0)
 
 
@@ -513,8 +511,8 @@ def define_redundancy(m: PlacementModel) -> None:
         for sid in sites:
             u = m.var(m.used, (w.id, sid), "used", 0, 1, BIN)
             pairs = [(u, 1.0)] + [(v, -1.0) for v in r_at[sid]]
-            m.add_row("site_used", f"{w.id}__{sid}", _expr(pairs), LE, 0.0)
-        m.add_row("min_sites", w.id, _expr([(m.used[(w.id, sid)], 1.0) for sid in sites]),
+            m.add_row("site_used", f"{w.id}__{sid}", pairs, LE, 0.0)
+        m.add_row("min_sites", w.id, [(m.used[(w.id, sid)], 1.0) for sid in sites],
                   GE, float(w.redundancy.min_sites))
 
 
@@ -583,7 +581,7 @@ def define_failover(m: PlacementModel) -> None:
                             v = m.var(m.fz, (w.id, lost, k, u, sid, t), "fz")
                             pairs.append((v, 1.0))
                             into[sid].append((v, -1.0))
-                        m.add_row("fo_route", f"{w.id}__{lost}__{k}__{u}__{t}", _expr(pairs), EQ, load)
+                        m.add_row("fo_route", f"{w.id}__{lost}__{k}__{u}__{t}", pairs, EQ, load)
                     for sid, zs in sorted(into.items()):
                         pairs = list(zs)
                         for c in cands:
@@ -591,11 +589,11 @@ def define_failover(m: PlacementModel) -> None:
                                 v = m.var(m.fq, (w.id, lost, k, sid, c.offer.id, t), "fq")
                                 pairs.append((v, 1.0))
                                 cap_rows[(sid, c.offer.id)].append((v, 1.0 / c.rps[k].rps))
-                        m.add_row("fo_split", f"{w.id}__{lost}__{k}__{sid}__{t}", _expr(pairs), EQ,
+                        m.add_row("fo_split", f"{w.id}__{lost}__{k}__{sid}__{t}", pairs, EQ,
                                   0.0)
                 for (sid, oid), pairs in sorted(cap_rows.items()):
                     pairs = pairs + [(v, -1.0) for v in ns_r[(sid, oid, t)]]
-                    m.add_row("fo_capacity", f"{w.id}__{lost}__{oid}__{t}", _expr(pairs), LE, 0.0)
+                    m.add_row("fo_capacity", f"{w.id}__{lost}__{oid}__{t}", pairs, LE, 0.0)
 
 
 def define_spot(m: PlacementModel) -> None:
@@ -616,7 +614,7 @@ def define_spot(m: PlacementModel) -> None:
         if tau == "spot":
             has_spot.add((w, t))
     for key in sorted(has_spot):
-        m.add_row("spot_cap", f"{key[0]}__{key[1]}", _expr(by[key]), LE, 0.0)
+        m.add_row("spot_cap", f"{key[0]}__{key[1]}", by[key], LE, 0.0)
 
 
 # ====================================================================== objective
@@ -761,16 +759,16 @@ def define_replica_cuts(m: PlacementModel) -> None:
                     need += load / best[(w.id, k)]
             if need <= TOL or not r_by[(w.id, t)]:
                 continue
-            m.add_row("replica_cut", f"{w.id}__{t}", _expr(r_by[(w.id, t)]), GE,
+            m.add_row("replica_cut", f"{w.id}__{t}", r_by[(w.id, t)], GE,
                       float(ceil_tol(need)))
             if w.redundancy.mode == "n_plus_1":
                 ns = [(v, 1.0) for v, tau, _s in r_site[(w.id, t)] if tau != "spot"]
                 R = m.var(m.T, (w.id, t, "replicas"), "rcnt", 0.0)
-                m.add_row("nplus1_cut_total", f"{w.id}__{t}", _expr([(R, 1.0)] + [(v, -a) for v, a in ns]),
+                m.add_row("nplus1_cut_total", f"{w.id}__{t}", [(R, 1.0)] + [(v, -a) for v, a in ns],
                           EQ, 0.0)
                 for sid in sorted({sid for _v, _tau, sid in r_site[(w.id, t)]}):
                     own = [(v, -1.0) for v, tau, s2 in r_site[(w.id, t)] if s2 == sid and tau != "spot"]
-                    m.add_row("nplus1_cut", f"{w.id}__{sid}__{t}", _expr([(R, 1.0)] + own), GE,
+                    m.add_row("nplus1_cut", f"{w.id}__{sid}__{t}", [(R, 1.0)] + own, GE,
                               float(ceil_tol(need)))
 
 
