@@ -36,7 +36,7 @@ import numpy as np
 import pulp
 
 from planner.highs import new_highs
-from planner.tolerance import TOL
+from planner.tolerance import TOL, leq
 
 
 @dataclass
@@ -549,8 +549,9 @@ def solve_highs(m, opts: SolveOptions, deadline: float, starts: list[tuple[str, 
         again.notes = notes + ["solved again without a start"] + again.notes
         again.start_objective = start_obj
         again.time_s = time.monotonic() - t0
-        if again.values is not None and (obj is None or again.objective < obj - TOL * max(1.0, abs(obj))):
-            return again
+        if again.values is not None and (obj is None or again.objective < obj - TOL * max(1.0, abs(obj))
+                                         or again.status == "optimal" and leq(again.objective, obj)):
+            return again  # cheaper, or as cheap with a proof the started run could not give
         out.notes.append("solved again without a start: no cheaper plan")
         if again.bound is not None and (out.bound is None or again.bound > out.bound) and obj is not None \
                 and again.bound <= obj + TOL * max(1.0, abs(obj)):

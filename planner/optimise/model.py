@@ -88,6 +88,13 @@ class PlacementModel:
 
     cs: CandidateSet
     integrality: str  # "replica" or "pooled"
+    #: "exact", or "relaxed": every GPU is paid per slot hour it holds replicas (reserved and bought
+    #: pro rata, instances fractional, no site fixed cost) -- a relaxation that separates by workload
+    sharing: str = "exact"
+    workloads: list = field(default_factory=list)  # the workloads modelled (all, or one block)
+    #: GPUs held by replicas of workloads outside the model, (site, offer, tier, slot) -> GPUs: the
+    #: instances and power they need stay in the model (planner.optimise.lns)
+    background: dict = field(default_factory=dict)
     x: dict = field(default_factory=dict)
     y: dict = field(default_factory=dict)
     r: dict = field(default_factory=dict)
@@ -299,7 +306,13 @@ def define_variables(m: PlacementModel) -> None:
     site_offers: dict[tuple[str, str], list[Candidate]] = defaultdict(list)
     for c in cs.triples:
         site_offers[(c.site, c.offer.id)].append(c)
-    for w in s.workloads:
+    bg_tiers: dict[tuple[str, str], set] = defaultdict(set)
+    for (sid, oid, tau, _t), g in m.background.items():
+        if g > 0:
+            bg_tiers[(sid, oid)].add(tau)
+            if (sid, oid) not in m.offers:
+                m.offers[(sid, oid)] = next(o for o in cs.res.sites[sid].offers if o.id == oid)
+    for w in m.workloads:
         for u, sites in cs.routes.get(w.id, {}).items():
             for sid in sites:
                 for t in m.slots:
@@ -316,22 +329,133 @@ def define_variables(m: PlacementModel) -> None:
                     m.var(m.y, (c.workload, lc.key, c.site, c.offer.id, t), "y")
             for tau in c.tiers:
                 m.var(m.r, (c.workload, c.site, c.offer.id, tau, t), "r", cat=m.replica_cat())
-    for (sid, oid), cands in sorted(site_offers.items()):
-        c0 = cands[0]
-        o = c0.offer
-        tiers = sorted({tau for c in cands for tau in c.tiers})
+    relaxed = m.sharing == "relaxed"
+    for sid, oid in sorted(set(site_offers) | set(bg_tiers)):
+        o = m.offers[(sid, oid)]
+        tiers = sorted({tau for c in site_offers.get((sid, oid), ()) for tau in c.tiers} | bg_tiers.get((sid, oid), set()))
         for tau in tiers:
-            if tau in BASELINE_TIERS:
+            if relaxed:
+                up = o.owned if tau == "owned" else (o.buyable if tau == "bought" else None)
+                for t in m.slots:
+                    m.var(m.n, (sid, oid, tau, t), "n", 0, up, CONT)
+            elif tau in BASELINE_TIERS:
                 up = o.owned if tau == "owned" else (o.buyable if tau == "bought" else None)
                 m.var(m.n, (sid, oid, tau), "n", 0, up, INT)
             else:
                 for t in m.slots:
                     m.var(m.n, (sid, oid, tau, t), "n", 0, None, INT)
     for sid, site in cs.res.sites.items():
-        if site.declared and any(k[0] == sid for k in site_offers):
+        if site.declared and any(k[0] == sid for k in m.offers):
             m.var(m.open, sid, "open", 0, 1, BIN)
             for t in m.slots:
                 m.var(m.P, (sid, t), "p", 0.0, None)
+
+
+def define_bounds(m: PlacementModel) -> None:
+    """Finite upper bounds on the whole-number columns, each kept by some optimal plan (HiGHS's
+    root reduced-cost fixing walks an integer column's domain: measured 7.9 s -> 0.7 s on a
+    one-workload model when its unbounded integers got bounds of this size).
+
+    Load that can ever reach offer o at s in slot t, class by class:
+      realtime:  A_k = max( sum_{u: s in routes(w,u)} L[w,k,u,t],  sum_{u: s in F(w,k,u)} L[w,k,u,t] )
+      batch:     A_k = R_k / (3600 h_t)                     (the whole day's requests in that slot)
+    r[w,s,o,tau,t] <= floor( sum_k A_k / rho[w,k,o] / e_tau ) + 1     (e_tau = d for spot, else 1)
+
+    More replicas than that carry nothing in normal serving (capacity) nor in any failover
+    (fo_capacity), so removing them keeps every row and costs no more -- except the spot-share
+    row, where idle non-spot replicas enlarge the right-hand side. There, non-spot columns get
+    ``+ ceil( (1 - cap) / cap * S / mix[c,t] )`` with S = sum over spot columns of mix d ub: spot
+    replicas past their own bound carry nothing and only tighten that row, so S bounds its left
+    side and one column this large satisfies it alone.
+    Instances: n[s,o,tau(,t)] <= ceil( sum_w g[w,o] ub(r[w,s,o,tau,t]) / G[o] ) (max over t for a
+    baseline tier), and <= floor(quota[s,a] / G[o]).
+    """
+    cs = m.cs
+    res = cs.res
+    s = res.scenario
+    pol = s.policies.spot
+    d, cap = pol.derating, pol.max_share
+    slot_h = {t.id: t.hours for t in s.time_slots}
+    reach: dict[tuple, dict] = {}  # (w, s, t) -> {class: rps that may reach s}
+    for w in m.workloads:
+        wl = cs.loads[w.id]
+        if w.is_batch:
+            continue
+        normal: dict[tuple, float] = defaultdict(float)
+        fover: dict[tuple, float] = defaultdict(float)
+        by_u: dict[str, list] = defaultdict(list)
+        for (k, u, t), v in wl.peak_rps.items():
+            if v > 0:
+                by_u[u].append((k, t, v))
+        for u, sites in cs.routes.get(w.id, {}).items():
+            for sid in sites:
+                for k, t, v in by_u.get(u, ()):
+                    normal[(sid, t, k)] += v
+        for (k, uu, t), v in wl.peak_rps.items():
+            if v > 0:
+                for sid in cs.failover_sites.get((w.id, k, uu), ()):
+                    fover[(sid, t, k)] += v
+        for store in (normal, fover):
+            for (sid, t, k) in store:
+                reach.setdefault((w.id, sid, t), {}).setdefault(k, [0.0, 0.0])
+        for (sid, t, k), v in normal.items():
+            reach[(w.id, sid, t)][k][0] = v
+        for (sid, t, k), v in fover.items():
+            reach[(w.id, sid, t)][k][1] = v
+    ub_r: dict[int, float] = {}
+    need_of: dict[tuple, float] = {}
+    for (w, sid, oid, tau, t), v in m.r.items():
+        key = (w, sid, oid, t)
+        need = need_of.get(key)
+        if need is None:
+            c = m.cand[(w, sid, oid)]
+            wl = cs.loads[w]
+            if s.workload(w).is_batch:
+                need = 0.0
+                if t in wl.batch_slots and slot_h[t] > 0:
+                    for k, per_day in wl.batch_requests_per_day.items():
+                        rho = c.rps[k].rps if k in c.rps else 0.0
+                        if rho > 0:
+                            need += per_day / (3600.0 * slot_h[t]) / rho
+            else:
+                a = b = 0.0
+                for k, (nl, fl) in reach.get((w, sid, t), {}).items():
+                    rho = c.rps[k].rps if k in c.rps else 0.0
+                    if rho > 0:
+                        a += nl / rho
+                        b += fl / rho
+                need = max(a, b)
+            need_of[key] = need
+        ub_r[v] = math.floor(need / (d if tau == "spot" else 1.0)) + 1.0 if (tau != "spot" or d > 0) else 0.0
+    if 0 < cap < 1:
+        spot_sum: dict[tuple, float] = defaultdict(float)
+        for (w, sid, oid, tau, t), v in m.r.items():
+            if tau == "spot":
+                spot_sum[(w, t)] += _mix_rps(m, m.cand[(w, sid, oid)], t) * d * ub_r[v]
+        for (w, sid, oid, tau, t), v in m.r.items():
+            S = spot_sum.get((w, t), 0.0)
+            if tau != "spot" and S > 0:
+                mix = _mix_rps(m, m.cand[(w, sid, oid)], t)
+                ub_r[v] = ub_r[v] + math.ceil((1.0 - cap) / cap * S / mix) if mix > 0 else math.inf
+    gpus: dict[tuple, float] = defaultdict(float)
+    for (w, sid, oid, tau, t), v in m.r.items():
+        ub = ub_r[v]
+        if m.col_ub[v] is None or ub < m.col_ub[v]:
+            m.col_ub[v] = ub if math.isfinite(ub) else None
+        gpus[(sid, oid, tau, t)] += m.cand[(w, sid, oid)].shape.gpus * ub
+    for key, g in m.background.items():
+        gpus[key] += g
+    for key, v in m.n.items():
+        sid, oid, tau = key[0], key[1], key[2]
+        o = m.offers[(sid, oid)]
+        ts = [key[3]] if len(key) == 4 else m.slots
+        most = max(gpus.get((sid, oid, tau, t), 0.0) for t in ts)
+        ub = math.ceil(most / o.gpus - TOL) if math.isfinite(most) else math.inf
+        quota = res.sites[sid].quota_gpus.get(o.accelerator)
+        if quota is not None:
+            ub = min(ub, quota // o.gpus)
+        if math.isfinite(ub) and (m.col_ub[v] is None or ub < m.col_ub[v]):
+            m.col_ub[v] = float(ub)
 
 
 # ====================================================================== constraints
@@ -350,7 +474,7 @@ def define_serving(m: PlacementModel) -> None:
     for (w, k, sid, _oid, t), v in m.y.items():
         y_by[(w, k, sid, t)].append(v)
         y_wk[(w, k)].append((v, 3600.0 * slot_h[t]))
-    for w in s.workloads:
+    for w in m.workloads:
         wl = cs.loads[w.id]
         if w.is_batch:
             for lc in wl.classes:
@@ -406,16 +530,21 @@ def define_instances(m: PlacementModel) -> None:
 
     sum_w g[w,o] r[w,s,o,tau,t] <= G[o] n[s,o,tau]        baseline tiers, every slot t
     sum_w g[w,o] r[w,s,o,tau,t] <= G[o] n[s,o,tau,t]      burst tiers
+    (relaxed sharing: n[s,o,tau,t] per slot for every tier, fractional). GPUs B[s,o,tau,t] held by
+    workloads outside the model (its ``background``) are a constant on the left.
     """
     by: dict[tuple, list] = defaultdict(list)
     for (w, sid, oid, tau, t), v in m.r.items():
         c = m.cand[(w, sid, oid)]
         by[(sid, oid, tau, t)].append((v, c.shape.gpus))
+    for key, g in m.background.items():
+        if g > 0:
+            by.setdefault(key, [])
     for (sid, oid, tau, t), pairs in sorted(by.items()):
-        nkey = (sid, oid, tau) if tau in BASELINE_TIERS else (sid, oid, tau, t)
+        nkey = (sid, oid, tau) if (sid, oid, tau) in m.n else (sid, oid, tau, t)
         nv = m.n[nkey]
         m.add_row("instances", f"{oid}__{tau}__{t}", pairs + [(nv, -m.offers[(sid, oid)].gpus)],
-                  LE, 0.0)
+                  LE, -float(m.background.get((sid, oid, tau, t), 0.0)))
 
 
 def define_inventory(m: PlacementModel) -> None:
@@ -445,25 +574,31 @@ def define_power(m: PlacementModel) -> None:
     P[s,t] <= power_budget_kw[s]
 
     f_o = board kW x (1 + host_overhead) x PUE; phi = idle_power_fraction (a powered GPU serving
-    nothing in the slot). Electricity is paid on P for the slot's hours.
+    nothing in the slot). Electricity is paid on P for the slot's hours. GPUs of workloads outside
+    the model (``background``) add their constant draw.
     """
     res = m.cs.res
-    installed: dict[str, list] = defaultdict(list)
+    installed: dict[tuple, list] = defaultdict(list)  # (site, slot or None) -> installed GPU columns
     for key, v in m.n.items():
         if key[2] in ("owned", "bought"):
-            installed[key[0]].append((v, m.offers[(key[0], key[1])]))
+            installed[(key[0], key[3] if len(key) == 4 else None)].append((v, m.offers[(key[0], key[1])]))
     used: dict[tuple, list] = defaultdict(list)
     for (w, sid, oid, _tau, t), v in m.r.items():
         if (sid, t) in m.P:
             used[(sid, t)].append((v, m.cand[(w, sid, oid)]))
+    bg_kw: dict[tuple, float] = defaultdict(float)
+    for (sid, oid, _tau, t), g in m.background.items():
+        if (sid, t) in m.P:
+            site = res.sites[sid]
+            bg_kw[(sid, t)] += gpu_kw_factor(site, m.offers[(sid, oid)]) * (1.0 - site.idle_power_fraction) * g
     for (sid, t), pv in sorted(m.P.items()):
         site = res.sites[sid]
         phi = site.idle_power_fraction
         pairs = [(pv, -1.0)]
         if phi > 0:
-            pairs += [(v, gpu_kw_factor(site, o) * phi) for v, o in installed[sid]]
+            pairs += [(v, gpu_kw_factor(site, o) * phi) for v, o in installed[(sid, None)] + installed[(sid, t)]]
         pairs += [(v, gpu_kw_factor(site, c.offer) * (1.0 - phi) * c.shape.gpus) for v, c in used[(sid, t)]]
-        m.add_row("power_def", f"{sid}__{t}", pairs, EQ, 0.0)
+        m.add_row("power_def", f"{sid}__{t}", pairs, EQ, -bg_kw[(sid, t)])
         m.add_row("power_cap", f"{sid}__{t}", [(pv, 1.0)], LE, float(site.power_budget_kw))
 
 
@@ -499,7 +634,7 @@ def define_redundancy(m: PlacementModel) -> None:
     """
     cs = m.cs
     by_w = cs.by_workload()
-    for w in cs.res.scenario.workloads:
+    for w in m.workloads:
         if w.redundancy.min_sites <= 1:
             continue
         cands = by_w[w.id]
@@ -541,7 +676,7 @@ def define_failover(m: PlacementModel) -> None:
     cs = m.cs
     res = cs.res
     by_w = cs.by_workload()
-    for w in res.scenario.workloads:
+    for w in m.workloads:
         m.check_deadline()
         prot = protected_classes(res, cs.loads, w.id)
         if not prot:
@@ -641,15 +776,16 @@ def define_objective(m: PlacementModel) -> None:
     for key, v in m.n.items():
         sid, oid, tau = key[0], key[1], key[2]
         o = m.offers[(sid, oid)]
+        share = m.H[key[3]] if len(key) == 4 else hpm  # hours paid: a baseline tier per slot (relaxed)
         if tau == "reserved":
-            terms[("compute", sid, tau)].append((v, (o.reserved_usd_hr or 0.0) * hpm))
+            terms[("compute", sid, tau)].append((v, (o.reserved_usd_hr or 0.0) * share))
         elif tau == "bought":
-            terms[("capex", sid, tau)].append((v, o.buy_usd_per_gpu_month))
+            terms[("capex", sid, tau)].append((v, o.buy_usd_per_gpu_month * share / hpm))
         elif tau in ("on_demand", "spot"):
             price = o.ondemand_usd_hr if tau == "on_demand" else o.spot_usd_hr
             terms[("compute", sid, tau)].append((v, (price or 0.0) * m.H[key[3]]))
     for sid, v in m.open.items():
-        fixed = res.sites[sid].fixed_usd_per_month
+        fixed = res.sites[sid].fixed_usd_per_month if m.sharing == "exact" else 0.0
         if fixed:
             terms[("fixed", sid, "")].append((v, fixed))
     for (sid, t), v in m.P.items():
@@ -661,7 +797,7 @@ def define_objective(m: PlacementModel) -> None:
         if gb * price:
             terms[("egress_response", sid, w)].append((v, gb * price))
     # data-source egress
-    for w in s.workloads:
+    for w in m.workloads:
         if not w.data_sources:
             continue
         shares = site_share_exprs(m, w.id)
@@ -749,7 +885,7 @@ def define_replica_cuts(m: PlacementModel) -> None:
     for (w, sid, _o, tau, t), v in m.r.items():
         r_by[(w, t)].append((v, 1.0))
         r_site[(w, t)].append((v, tau, sid))
-    for w in cs.res.scenario.workloads:
+    for w in m.workloads:
         if w.is_batch:
             continue
         for t in m.slots:
@@ -780,16 +916,27 @@ class BuildDeadline(Exception):
     """The model was not built by the deadline given to :func:`build_model`."""
 
 
-def build_model(cs: CandidateSet, integrality: str = "replica", deadline: float | None = None) -> PlacementModel:
+def build_model(cs: CandidateSet, integrality: str = "replica", deadline: float | None = None,
+                sharing: str = "exact", workloads: list[str] | None = None,
+                background: dict | None = None) -> PlacementModel:
     """Build the MILP for a candidate set in the chosen integrality formulation; raises
-    :class:`BuildDeadline` once ``deadline`` (time.monotonic()) passes between families."""
+    :class:`BuildDeadline` once ``deadline`` (time.monotonic()) passes between families.
+
+    ``sharing="relaxed"`` prices every GPU per slot hour it holds replicas (see
+    :mod:`planner.optimise.decompose`); ``workloads`` models only those workloads (their
+    candidates must be the only triples in ``cs``), ``background`` the GPUs the others hold."""
     if integrality not in ("replica", "pooled"):
         raise ValueError(f"integrality must be replica or pooled, not {integrality!r}")
+    if sharing not in ("exact", "relaxed"):
+        raise ValueError(f"sharing must be exact or relaxed, not {sharing!r}")
     s = cs.res.scenario
-    m = PlacementModel(cs=cs, integrality=integrality, deadline=deadline, name=f"placement_{s.name}")
+    m = PlacementModel(cs=cs, integrality=integrality, deadline=deadline, name=f"placement_{s.name}", sharing=sharing)
+    m.workloads = list(s.workloads) if workloads is None else [s.workload(w) for w in workloads]
+    m.background = dict(background or {})
     m.slots = [t.id for t in s.time_slots]
     m.H = {t.id: hours_per_month_of_slot(t, s.policies.hours_per_month) for t in s.time_slots}
     define_variables(m)
+    define_bounds(m)
     for family in FAMILIES:
         m.check_deadline()
         family(m)
