@@ -17,7 +17,7 @@ every method runs in its own process, one after the other:
 The JSON is a list of rows, one per (size, seed, method), with exactly the fields of
 :data:`FIELDS`. ``total_s`` is process start to exit as the user waits (load, candidates, build,
 solve, verify, write); ``peak_mib`` the process's own peak RSS (``os.wait4`` rusage of that child);
-``first_plan_s`` from process start: the planner's first plan line on stderr ("greedy plan",
+``first_plan_s`` from process start: the planner's first plan line on stderr ("greedy plan", "constructive greedy plan",
 "LP-support plan", a live line with a best plan), else result.json ``solve.first_plan_s`` (the
 CLI's clock, which starts after the interpreter and imports); a baseline's is the moment its
 plan was verified; null without a verified plan and for ``lp``. ``verified``: the independent

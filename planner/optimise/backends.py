@@ -214,8 +214,8 @@ class HighsModel:
                 # a non-optimal answer without presolve
                 h.setOptionValue("presolve", presolve)
                 h.setOptionValue("time_limit", max(0.2, deadline - time.monotonic()))
-                user = run_highs(h, max(deadline, time.monotonic() + 0.2), progress, "HiGHS (completing a plan)").user
-                if user:
+                stop = run_highs(h, max(deadline, time.monotonic() + 0.2), progress, "HiGHS (completing a plan)")
+                if stop.user:
                     raise KeyboardInterrupt
                 if h.getModelStatus() == self.hs.HighsModelStatus.kOptimal:
                     out = self.snap(self.values())
@@ -223,6 +223,8 @@ class HighsModel:
                         break
                     out = None
                 h.clearSolver()
+                if stop.why == "deadline":
+                    break  # no time for the second attempt (and a cancelled run is not restarted)
         finally:
             h.setOptionValue("presolve", "choose")
             if len(k):
@@ -277,6 +279,13 @@ def run_highs(h, deadline: float, progress: Callable[[str], None] | None = None,
         live["dual"] = d.mip_dual_bound
         live["gap"] = d.mip_gap
 
+    # highspy's run lock is shared by every Highs object: a run left behind (ABANDONED) blocks
+    # any other start until it stops, so wait for it within the deadline
+    while h.is_solver_running() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if h.is_solver_running():
+        stop.why = "deadline"
+        return stop
     h.HandleUserInterrupt = True
     h.cbMipInterrupt.subscribe(watch)
     t0 = time.monotonic()

@@ -26,18 +26,24 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from planner.derive.candidates import CandidateSet
 from planner.optimise.backends import HighsModel, SolveOptions, solve_highs
 from planner.optimise.model import BuildDeadline, build_model
 from planner.optimise.solve import plan_from_values, start_from_plan
 from planner.plan.plan import Plan
-from planner.tolerance import TOL
 
 #: a group holds workloads until it has about this many candidate triples (sub-MIPs of this size
 #: solve or stall within about a second on 2 cores: bench/)
-GROUP_TRIPLES = 400
+GROUP_TRIPLES = 48
 #: time one group's MILP may take (seconds), at most
-GROUP_SECONDS = 3.0
+GROUP_SECONDS = 1.5
+#: besides the sites where a workload runs and the group's site, the cheapest other candidate
+#: sites it may move to within one group (exact N+1 failover is modelled among these sites)
+EXTRA_SITES = 3
+#: a group's plan replaces the incumbent's when it saves more than this share of the whole cost
+GAIN_MIN = 1e-7
 
 
 @dataclass
@@ -54,12 +60,40 @@ def _sub_cs(cs: CandidateSet, triples: list) -> CandidateSet:
                         exclusions=cs.exclusions, failover_sites=cs.failover_sites)
 
 
-def neighbourhoods(cs: CandidateSet, plan: Plan, round_no: int) -> list[list[str]]:
-    """Workload groups for one pass: per site (most costly first in the incumbent, by GPUs held),
-    the workloads with replicas there, then workloads that have it as a candidate, until the
-    group holds about GROUP_TRIPLES triples. Each pass shifts which candidates fill the group."""
+def _unit_cost(c, hpm: float) -> float:
+    """USD per hour per request/s of the candidate's cheapest tier (a ranking, not a price)."""
+    prices = [c.unit_price(tau, hpm) / (hpm if tau in ("reserved", "bought") else 1.0) for tau in c.tiers]
+    price = min(prices) if prices else 0.0
+    rate = max((e.rps for e in c.rps.values()), default=0.0)
+    return price * c.shape.gpus / c.offer.gpus / rate if rate > 0 else math.inf
+
+
+def allowed_triples(cs: CandidateSet, plan: Plan, group: list[str], centre: str) -> list:
+    """The group's candidates at the sites each workload may use in this neighbourhood: where it
+    runs now, the group's site, and its EXTRA_SITES cheapest other candidate sites. Any plan of
+    this restriction is a plan of the whole model (fewer options, the same rows)."""
     by_w = cs.by_workload()
-    size = {w: len(c) for w, c in by_w.items()}
+    hpm = cs.res.scenario.policies.hours_per_month
+    runs: dict[str, set] = defaultdict(set)
+    for r in plan.replicas:
+        runs[r["workload"]].add(r["site"])
+    out = []
+    for w in group:
+        best: dict[str, float] = {}
+        for c in by_w[w]:
+            best[c.site] = min(best.get(c.site, math.inf), _unit_cost(c, hpm))
+        keep = set(runs[w]) | {centre}
+        keep |= set(sorted((sid for sid in best if sid not in keep), key=lambda sid: (best[sid], sid))[:EXTRA_SITES])
+        out.extend(c for c in by_w[w] if c.site in keep)
+    return out
+
+
+def neighbourhoods(cs: CandidateSet, plan: Plan, round_no: int) -> list[tuple[str, list[str]]]:
+    """(site, workload group) pairs for one pass: per site (most GPUs held in the incumbent
+    first), the workloads with replicas there, then workloads that have it as a candidate, until
+    the group holds about GROUP_TRIPLES triples. Each pass shifts which candidates fill the group."""
+    by_w = cs.by_workload()
+    size = {w: min(len(c), 4 * (1 + EXTRA_SITES)) for w, c in by_w.items()}
     at_site: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for r in plan.replicas:
         at_site[r["site"]][r["workload"]] += r["gpus"]
@@ -83,7 +117,7 @@ def neighbourhoods(cs: CandidateSet, plan: Plan, round_no: int) -> list[list[str
             group.append(w)
             total += size[w]
         if group:
-            groups.append(group)
+            groups.append((sid, group))
     return groups
 
 
@@ -113,6 +147,26 @@ def merge(plan: Plan, sub: Plan, group: set[str], sub_instance_keys: set) -> Pla
     return out.canonical()
 
 
+def with_power(m, x: np.ndarray) -> np.ndarray:
+    """x with each facility-power column P[s,t] set from its defining row (P = the rest of the
+    row's activity - rhs): a plan's tables hold no power column, and its electricity is a cost."""
+    x = np.array(x, dtype=float)
+    a = m.arrays()
+    rows = [i for i, fam in enumerate(m.row_family) if fam == "power_def"]
+    if not rows:
+        return x
+    pcols = set(m.P.values())
+    for i in rows:
+        lo, hi = a.starts[i], a.starts[i + 1]
+        cols, vals = a.index[lo:hi], a.value[lo:hi]
+        p = [j for j in cols.tolist() if j in pcols]
+        if len(p) != 1:
+            continue
+        x[p[0]] = 0.0
+        x[p[0]] = float(vals @ x[cols]) - m.row_rhs[i]
+    return x
+
+
 def improve(cs: CandidateSet, plan: Plan, objective: float, deadline: float, opts: SolveOptions,
             say: Callable[[str], None], on_better: Callable[[Plan, float], None] | None = None,
             tick: Callable[[float], None] | None = None) -> tuple[Plan, float, LnsStats]:
@@ -121,18 +175,17 @@ def improve(cs: CandidateSet, plan: Plan, objective: float, deadline: float, opt
     accepted group (the caller keeps it as its best checked plan)."""
     t0 = time.monotonic()
     stats = LnsStats(start_objective=objective, objective=objective)
-    by_w = cs.by_workload()
     sub_opts = SolveOptions(**{**opts.__dict__, "heuristic": False, "node_limit": None, "write_lp": None})
     quiet = None
     round_no = 0
     while time.monotonic() < deadline - 0.3:
         improved_this_round = False
-        for group in neighbourhoods(cs, plan, round_no):
+        for centre, group in neighbourhoods(cs, plan, round_no):
             left = deadline - time.monotonic()
             if left < 0.3:
                 break
             gset = set(group)
-            triples = [c for w in group for c in by_w[w]]
+            triples = allowed_triples(cs, plan, group, centre)
             try:
                 sm = build_model(_sub_cs(cs, triples), "replica", time.monotonic() + min(left, 2 * GROUP_SECONDS),
                                  workloads=group, background=background(plan, gset))
@@ -140,18 +193,19 @@ def improve(cs: CandidateSet, plan: Plan, objective: float, deadline: float, opt
                 break
             shm = HighsModel(sm)
             stop = time.monotonic() + min(GROUP_SECONDS, max(0.2, deadline - time.monotonic()))
-            x0 = shm.complete(start_from_plan(sm, shm, plan), stop)
+            raw = start_from_plan(sm, shm, plan)
+            before = shm.objective(with_power(sm, raw))  # the incumbent's own cost of this group
+            x0 = shm.complete(raw, stop)
             stats.groups += 1
             if x0 is None:
                 continue  # the incumbent does not map onto this group's model (should not happen)
-            before = shm.objective(x0)
             out = solve_highs(sm, sub_opts, stop, [("incumbent", x0)], None, quiet, shm, label="HiGHS (group)")
             if out.interrupted:
                 raise KeyboardInterrupt
             if out.values is None or out.objective is None:
                 continue
             gain = before - out.objective
-            if gain <= TOL * max(1.0, abs(objective)) or not math.isfinite(gain):
+            if gain <= GAIN_MIN * max(1.0, abs(objective)) or not math.isfinite(gain):
                 continue
             sub = plan_from_values(sm, shm, out.values)
             plan = merge(plan, sub, gset, set(sm.n))

@@ -34,6 +34,7 @@ from planner.derive.explain import (  # noqa: F401 (re-exported: their home befo
     explain_no_candidates,
     unreachable_users,
 )
+from planner.optimise import lns
 from planner.optimise.backends import (
     Cancelled,
     HighsModel,
@@ -58,6 +59,17 @@ SUPPORT_START_MAX_TRIPLES = 3000
 #: files), at least RESERVE_MIN_S: measured on the bench ladder (bench/README.md)
 RESERVE_SHARE = 0.08
 RESERVE_MIN_S = 0.3
+#: ... and at least this many seconds per candidate triple: verification, result tables, files
+#: and the terminal report grow with the scenario (1000x100, 86,897 triples: 18.6 s from the
+#: solver's end to the files written, 4.5 s more to print; bench/results/issue9.md)
+RESERVE_S_PER_TRIPLE = 0.35e-3
+#: past this many candidate triples one MILP does not improve on its start within the bench's
+#: limits (200x50: 11,763 triples, root LP unsolved in 60 s), so the plan comes from
+#: fix-and-optimise over workload groups (lns.py) started from the constructive greedy plans
+GROUPS_MIN_TRIPLES = 5000
+#: greedy-spread (a second start) is built only when this many times greedy's own time is left
+#: before the solver deadline (measured: greedy-spread takes 1.2-1.3x greedy's time, bench/)
+SPREAD_START_FACTOR = 1.5
 
 Say = Callable[[str], None]
 
@@ -65,11 +77,14 @@ Say = Callable[[str], None]
 class Clock:
     """The user's wall clock: started when the CLI began, with a deadline for the whole run."""
 
-    def __init__(self, opts: SolveOptions):
+    def __init__(self, opts: SolveOptions, triples: int = 0):
         self.t0 = opts.started_at if opts.started_at is not None else time.monotonic()
         self.limit = opts.time_limit_s
         self.deadline = self.t0 + self.limit
-        self.solver_deadline = self.deadline - max(RESERVE_MIN_S, RESERVE_SHARE * self.limit)
+        reserve = max(RESERVE_MIN_S, RESERVE_SHARE * self.limit, RESERVE_S_PER_TRIPLE * triples)
+        # the reserve never takes more than half the limit (a too-short limit gives a plan late
+        # rather than none: the constructive plan is always kept)
+        self.solver_deadline = self.deadline - min(reserve, 0.5 * self.limit)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
@@ -116,7 +131,7 @@ def _infeasible_hint(cs: CandidateSet) -> str:
 def solve_plan(cs: CandidateSet, opts: SolveOptions, integrality: str = "auto", say: Say | None = None) -> Plan:
     """Candidates -> a Plan with an honest SolveRecord (never raises on infeasible / no plan)."""
     say = say or (lambda msg: None)
-    clock = Clock(opts)
+    clock = Clock(opts, len(cs.triples))
     options = {"time_limit_s": opts.time_limit_s, "gap": opts.gap, "threads": opts.threads,
                "node_limit": opts.node_limit, "seed": opts.seed, "solver": opts.solver}
     form = choose_integrality(cs, integrality)
@@ -185,6 +200,10 @@ def _keep(best: dict, plan: Plan, objective: float, label: str) -> None:
 def _solve(cs: CandidateSet, opts: SolveOptions, form: str, clock: Clock, record: SolveRecord, best: dict,
            say: Say) -> Plan:
     """Build, start, solve, round; see the module docstring. ``best`` collects checked plans."""
+    if len(cs.triples) > GROUPS_MIN_TRIPLES and opts.solver == "highs" and opts.heuristic and not opts.write_lp:
+        plan = _solve_by_groups(cs, opts, clock, record, best, say)
+        if plan is not None:
+            return plan
     t = time.monotonic()
     try:
         # the build may use half the time left: the rest is for the handoff and a solve, or
@@ -227,6 +246,15 @@ def _solve(cs: CandidateSet, opts: SolveOptions, form: str, clock: Clock, record
             if x is not None:
                 found.append((hm.objective(x), label, x))
                 say(f"{label} plan: {hm.objective(x):,.2f} USD/month")
+        plans = _constructive_starts(cs, clock, say)
+        if plans:
+            # the cheaper constructive plan (planner/baselines.py) as one more start: the
+            # solver's plan is then never dearer than the benchmark's greedy baselines
+            _obj, method, p = min(plans, key=lambda f: f[0])
+            x = hm.complete(start_from_plan(m, hm, p), clock.share(0.15),
+                            _replica_columns(m, hm) if form == "pooled" else None, say)
+            if x is not None:
+                found.append((hm.objective(x), f"constructive {method}", x))
         if found:
             obj, label, x = min(found, key=lambda f: f[0])
             starts.append((label, x))
@@ -256,6 +284,77 @@ def _solve(cs: CandidateSet, opts: SolveOptions, form: str, clock: Clock, record
             m, hm, out, rounding = _round_pooled(cs, m, hm, out, opts, clock, best, say)
             record.times_s["rounding"] = time.monotonic() - t
     return _finish(cs, m, hm, out, record, clock, opts, rounding, best)
+
+
+def _constructive_starts(cs: CandidateSet, clock: Clock, say: Say) -> list[tuple[float, str, Plan]]:
+    """(objective, method, plan) of the constructive plans of planner/baselines.py: ``greedy``,
+    then ``greedy-spread`` when SPREAD_START_FACTOR x greedy's time is left before the solver
+    deadline."""
+    from planner.baselines import build_plan
+
+    t = time.monotonic()
+    found = []
+    for method in ("greedy", "greedy-spread"):
+        if found and SPREAD_START_FACTOR * (time.monotonic() - t) > clock.left(0.0):
+            break
+        p = build_plan(cs, method)
+        if p.has_plan and p.solve is not None and p.solve.objective is not None:
+            found.append((p.solve.objective, method, p))
+            say(f"constructive {method} plan: {p.solve.objective:,.2f} USD/month")
+    return found
+
+
+def _solve_by_groups(cs: CandidateSet, opts: SolveOptions, clock: Clock, record: SolveRecord, best: dict,
+                     say: Say) -> Plan | None:
+    """Large scenarios: the constructive greedy plans of planner/baselines.py (the cheaper of
+    ``greedy`` and, when time allows, ``greedy-spread``) improved by fix-and-optimise over
+    workload groups (planner/optimise/lns.py) until the solver deadline. No bound: the status is
+    ``feasible``. None when the constructive plans find nothing (the whole model is tried)."""
+    t = time.monotonic()
+    found = _constructive_starts(cs, clock, say)
+    record.times_s["greedy"] = time.monotonic() - t
+    if not found:
+        record.notes.append("the constructive greedy plans found no plan; the whole model was tried")
+        return None
+    obj, label, plan = min(found, key=lambda f: f[0])
+    plan.solve = None
+    _keep(best, plan, obj, f"{label} start")
+    start_obj = obj
+    t = time.monotonic()
+    last = [t]
+
+    def kept(p: Plan, o: float) -> None:
+        _keep(best, p, o, "fix-and-optimise")
+        now = time.monotonic()
+        if now - last[0] >= 1.0:
+            last[0] = now
+            say(f"fix-and-optimise: {clock.elapsed():5.1f} s, best plan {o:,.2f} USD/month, bound -, gap -")
+
+    plan, obj, st = lns.improve(cs, plan, obj, clock.solver_deadline, opts, say, on_better=kept)
+    record.times_s["fix_and_optimise"] = time.monotonic() - t
+    import highspy
+
+    record.solver = "highs"
+    record.solver_version = f"HiGHS {highspy.Highs().versionMajor()}.{highspy.Highs().versionMinor()}." \
+        f"{highspy.Highs().versionPatch()}"
+    record.integrality = "replica"
+    record.model_status = "fix-and-optimise by workload groups (no bound)"
+    record.status = "feasible"
+    record.objective = obj
+    record.start = f"{label} start"
+    record.start_objective = start_obj
+    record.bound = record.gap = None
+    record.model_size = None
+    record.notes.append(
+        f"{len(cs.triples):,} candidate triples: the plan is the {label} plan improved by fix-and-optimise over "
+        f"{st.groups} workload groups ({st.improved} improved it: {start_obj:,.2f} -> {obj:,.2f} USD/month); "
+        "no lower bound was computed, so the gap is unknown")
+    say(f"fix-and-optimise: {st.groups} groups, {st.improved} improved the plan to {obj:,.2f} USD/month "
+        f"in {record.times_s['fix_and_optimise']:.1f} s")
+    record.time_s = clock.elapsed()
+    record.first_plan_s = best["first_at"] - clock.t0
+    plan.solve = record
+    return plan
 
 
 def _replica_columns(m: PlacementModel, hm: HighsModel) -> np.ndarray:
