@@ -88,9 +88,6 @@ class PlacementModel:
 
     cs: CandidateSet
     integrality: str  # "replica" or "pooled"
-    #: "exact", or "relaxed": every GPU is paid per slot hour it holds replicas (reserved and bought
-    #: pro rata, instances fractional, no site fixed cost) -- a relaxation that separates by workload
-    sharing: str = "exact"
     workloads: list = field(default_factory=list)  # the workloads modelled (all, or one block)
     #: GPUs held by replicas of workloads outside the model, (site, offer, tier, slot) -> GPUs: the
     #: instances and power they need stay in the model (planner.optimise.lns)
@@ -329,16 +326,11 @@ def define_variables(m: PlacementModel) -> None:
                     m.var(m.y, (c.workload, lc.key, c.site, c.offer.id, t), "y")
             for tau in c.tiers:
                 m.var(m.r, (c.workload, c.site, c.offer.id, tau, t), "r", cat=m.replica_cat())
-    relaxed = m.sharing == "relaxed"
     for sid, oid in sorted(set(site_offers) | set(bg_tiers)):
         o = m.offers[(sid, oid)]
         tiers = sorted({tau for c in site_offers.get((sid, oid), ()) for tau in c.tiers} | bg_tiers.get((sid, oid), set()))
         for tau in tiers:
-            if relaxed:
-                up = o.owned if tau == "owned" else (o.buyable if tau == "bought" else None)
-                for t in m.slots:
-                    m.var(m.n, (sid, oid, tau, t), "n", 0, up, CONT)
-            elif tau in BASELINE_TIERS:
+            if tau in BASELINE_TIERS:
                 up = o.owned if tau == "owned" else (o.buyable if tau == "bought" else None)
                 m.var(m.n, (sid, oid, tau), "n", 0, up, INT)
             else:
@@ -530,8 +522,8 @@ def define_instances(m: PlacementModel) -> None:
 
     sum_w g[w,o] r[w,s,o,tau,t] <= G[o] n[s,o,tau]        baseline tiers, every slot t
     sum_w g[w,o] r[w,s,o,tau,t] <= G[o] n[s,o,tau,t]      burst tiers
-    (relaxed sharing: n[s,o,tau,t] per slot for every tier, fractional). GPUs B[s,o,tau,t] held by
-    workloads outside the model (its ``background``) are a constant on the left.
+    GPUs B[s,o,tau,t] held by workloads outside the model (its ``background``) are a constant on
+    the left.
     """
     by: dict[tuple, list] = defaultdict(list)
     for (w, sid, oid, tau, t), v in m.r.items():
@@ -578,10 +570,10 @@ def define_power(m: PlacementModel) -> None:
     the model (``background``) add their constant draw.
     """
     res = m.cs.res
-    installed: dict[tuple, list] = defaultdict(list)  # (site, slot or None) -> installed GPU columns
+    installed: dict[str, list] = defaultdict(list)
     for key, v in m.n.items():
         if key[2] in ("owned", "bought"):
-            installed[(key[0], key[3] if len(key) == 4 else None)].append((v, m.offers[(key[0], key[1])]))
+            installed[key[0]].append((v, m.offers[(key[0], key[1])]))
     used: dict[tuple, list] = defaultdict(list)
     for (w, sid, oid, _tau, t), v in m.r.items():
         if (sid, t) in m.P:
@@ -596,7 +588,7 @@ def define_power(m: PlacementModel) -> None:
         phi = site.idle_power_fraction
         pairs = [(pv, -1.0)]
         if phi > 0:
-            pairs += [(v, gpu_kw_factor(site, o) * phi) for v, o in installed[(sid, None)] + installed[(sid, t)]]
+            pairs += [(v, gpu_kw_factor(site, o) * phi) for v, o in installed[sid]]
         pairs += [(v, gpu_kw_factor(site, c.offer) * (1.0 - phi) * c.shape.gpus) for v, c in used[(sid, t)]]
         m.add_row("power_def", f"{sid}__{t}", pairs, EQ, -bg_kw[(sid, t)])
         m.add_row("power_cap", f"{sid}__{t}", [(pv, 1.0)], LE, float(site.power_budget_kw))
@@ -776,16 +768,15 @@ def define_objective(m: PlacementModel) -> None:
     for key, v in m.n.items():
         sid, oid, tau = key[0], key[1], key[2]
         o = m.offers[(sid, oid)]
-        share = m.H[key[3]] if len(key) == 4 else hpm  # hours paid: a baseline tier per slot (relaxed)
         if tau == "reserved":
-            terms[("compute", sid, tau)].append((v, (o.reserved_usd_hr or 0.0) * share))
+            terms[("compute", sid, tau)].append((v, (o.reserved_usd_hr or 0.0) * hpm))
         elif tau == "bought":
-            terms[("capex", sid, tau)].append((v, o.buy_usd_per_gpu_month * share / hpm))
+            terms[("capex", sid, tau)].append((v, o.buy_usd_per_gpu_month))
         elif tau in ("on_demand", "spot"):
             price = o.ondemand_usd_hr if tau == "on_demand" else o.spot_usd_hr
             terms[("compute", sid, tau)].append((v, (price or 0.0) * m.H[key[3]]))
     for sid, v in m.open.items():
-        fixed = res.sites[sid].fixed_usd_per_month if m.sharing == "exact" else 0.0
+        fixed = res.sites[sid].fixed_usd_per_month
         if fixed:
             terms[("fixed", sid, "")].append((v, fixed))
     for (sid, t), v in m.P.items():
@@ -917,20 +908,16 @@ class BuildDeadline(Exception):
 
 
 def build_model(cs: CandidateSet, integrality: str = "replica", deadline: float | None = None,
-                sharing: str = "exact", workloads: list[str] | None = None,
-                background: dict | None = None) -> PlacementModel:
+                workloads: list[str] | None = None, background: dict | None = None) -> PlacementModel:
     """Build the MILP for a candidate set in the chosen integrality formulation; raises
     :class:`BuildDeadline` once ``deadline`` (time.monotonic()) passes between families.
 
-    ``sharing="relaxed"`` prices every GPU per slot hour it holds replicas (see
-    :mod:`planner.optimise.decompose`); ``workloads`` models only those workloads (their
-    candidates must be the only triples in ``cs``), ``background`` the GPUs the others hold."""
+    ``workloads`` models only those workloads (their candidates must be the only triples in
+    ``cs``), ``background`` the GPUs the others hold (planner/optimise/lns.py)."""
     if integrality not in ("replica", "pooled"):
         raise ValueError(f"integrality must be replica or pooled, not {integrality!r}")
-    if sharing not in ("exact", "relaxed"):
-        raise ValueError(f"sharing must be exact or relaxed, not {sharing!r}")
     s = cs.res.scenario
-    m = PlacementModel(cs=cs, integrality=integrality, deadline=deadline, name=f"placement_{s.name}", sharing=sharing)
+    m = PlacementModel(cs=cs, integrality=integrality, deadline=deadline, name=f"placement_{s.name}")
     m.workloads = list(s.workloads) if workloads is None else [s.workload(w) for w in workloads]
     m.background = dict(background or {})
     m.slots = [t.id for t in s.time_slots]
