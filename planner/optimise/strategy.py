@@ -7,6 +7,12 @@ Budget: the user's clock starts when the CLI starts reading the scenario
 ``started_at + time_limit_s``. The solver stages get that deadline minus a reserve for what
 follows them (result tables, verification, files), measured on the bench ladder.
 
+With ``--integrality auto`` past GROUPS_MIN_TRIPLES candidate triples (where one MILP was
+measured not to improve on its start within the bench's limits), the plan is the best start
+(the constructive plans of planner/baselines.py and, while the whole model is small, its own
+greedy starts) improved by fix-and-optimise over workload groups (:mod:`planner.optimise.lns`);
+status ``feasible`` with no bound. Otherwise:
+
 Stages, each checked row by row before it counts:
 1. greedy start (any size), completed by an LP with its whole numbers fixed;
 2. replica form below :data:`SUPPORT_START_MAX_TRIPLES`: the LP relaxation (simplex, a valid
@@ -60,16 +66,17 @@ SUPPORT_START_MAX_TRIPLES = 3000
 RESERVE_SHARE = 0.08
 RESERVE_MIN_S = 0.3
 #: ... and at least this many seconds per candidate triple: verification, result tables, files
-#: and the terminal report grow with the scenario (1000x100, 86,897 triples: 18.6 s from the
-#: solver's end to the files written, 4.5 s more to print; bench/results/issue9.md)
-RESERVE_S_PER_TRIPLE = 0.35e-3
-#: past this many candidate triples one MILP does not improve on its start within the bench's
-#: limits (200x50: 11,763 triples, root LP unsolved in 60 s), so the plan comes from
-#: fix-and-optimise over workload groups (lns.py) started from the constructive greedy plans
-GROUPS_MIN_TRIPLES = 5000
-#: greedy-spread (a second start) is built only when this many times greedy's own time is left
-#: before the solver deadline (measured: greedy-spread takes 1.2-1.3x greedy's time, bench/)
-SPREAD_START_FACTOR = 1.5
+#: and the terminal report grow with the scenario (1000x100, 86,897 triples: 15-19 s from the
+#: solver's end to the files written, 3.5-4.5 s more to print)
+RESERVE_S_PER_TRIPLE = 0.3e-3
+#: past this many candidate triples (where ``auto`` would pick the pooled form) one MILP does not
+#: improve on its start within the bench's limits (50x20, 805 triples: no plan better than the
+#: greedy start in 10 s in either form; 200x50: root LP unsolved in 60 s), so with ``auto`` the
+#: plan comes from fix-and-optimise over workload groups (lns.py) from the best start
+GROUPS_MIN_TRIPLES = AUTO_REPLICA_MAX_TRIPLES
+#: the second constructive start is built only when this many times the first one's time is left
+#: before the solver deadline
+SECOND_START_FACTOR = 1.5
 
 Say = Callable[[str], None]
 
@@ -145,6 +152,11 @@ def solve_plan(cs: CandidateSet, opts: SolveOptions, integrality: str = "auto", 
         return Plan(solve=record)
     best: dict = {}  # the best checked plan so far: {"plan", "objective", "label"}
     try:
+        if (integrality == "auto" and len(cs.triples) > GROUPS_MIN_TRIPLES and opts.solver == "highs"
+                and opts.heuristic and not opts.write_lp):
+            plan = _solve_by_groups(cs, opts, clock, record, best, say)
+            if plan is not None:
+                return plan
         return _solve(cs, opts, form, clock, record, best, say)
     except KeyboardInterrupt:
         if not best:
@@ -200,10 +212,6 @@ def _keep(best: dict, plan: Plan, objective: float, label: str) -> None:
 def _solve(cs: CandidateSet, opts: SolveOptions, form: str, clock: Clock, record: SolveRecord, best: dict,
            say: Say) -> Plan:
     """Build, start, solve, round; see the module docstring. ``best`` collects checked plans."""
-    if len(cs.triples) > GROUPS_MIN_TRIPLES and opts.solver == "highs" and opts.heuristic and not opts.write_lp:
-        plan = _solve_by_groups(cs, opts, clock, record, best, say)
-        if plan is not None:
-            return plan
     t = time.monotonic()
     try:
         # the build may use half the time left: the rest is for the handoff and a solve, or
@@ -287,15 +295,16 @@ def _solve(cs: CandidateSet, opts: SolveOptions, form: str, clock: Clock, record
 
 
 def _constructive_starts(cs: CandidateSet, clock: Clock, say: Say) -> list[tuple[float, str, Plan]]:
-    """(objective, method, plan) of the constructive plans of planner/baselines.py: ``greedy``,
-    then ``greedy-spread`` when SPREAD_START_FACTOR x greedy's time is left before the solver
+    """(objective, method, plan) of the constructive plans of planner/baselines.py:
+    ``greedy-spread`` (cheaper than ``greedy`` on every bench scenario, bench/results/issue9.md),
+    then ``greedy`` when SECOND_START_FACTOR x the first one's time is left before the solver
     deadline."""
     from planner.baselines import build_plan
 
     t = time.monotonic()
     found = []
-    for method in ("greedy", "greedy-spread"):
-        if found and SPREAD_START_FACTOR * (time.monotonic() - t) > clock.left(0.0):
+    for method in ("greedy-spread", "greedy"):
+        if found and SECOND_START_FACTOR * (time.monotonic() - t) > clock.left(0.0):
             break
         p = build_plan(cs, method)
         if p.has_plan and p.solve is not None and p.solve.objective is not None:
@@ -312,6 +321,20 @@ def _solve_by_groups(cs: CandidateSet, opts: SolveOptions, clock: Clock, record:
     ``feasible``. None when the constructive plans find nothing (the whole model is tried)."""
     t = time.monotonic()
     found = _constructive_starts(cs, clock, say)
+    if len(cs.triples) <= SUPPORT_START_MAX_TRIPLES:
+        # the whole model is small enough to build: its own greedy starts too (owned GPUs first
+        # often wins where declared sites have owned GPUs)
+        try:
+            m = build_model(cs, "replica", clock.share(0.2))
+            hm = HighsModel(m)
+            for label, serve_owned in (("greedy", False), ("greedy (owned GPUs first)", True)):
+                g = greedy_start(m, serve_owned)
+                x = hm.complete(hm.vector(g), clock.share(0.15)) if g is not None else None
+                if x is not None:
+                    found.append((hm.objective(x), label, plan_from_values(m, hm, x)))
+                    say(f"{label} plan: {hm.objective(x):,.2f} USD/month")
+        except BuildDeadline:
+            pass
     record.times_s["greedy"] = time.monotonic() - t
     if not found:
         record.notes.append("the constructive greedy plans found no plan; the whole model was tried")
@@ -332,11 +355,11 @@ def _solve_by_groups(cs: CandidateSet, opts: SolveOptions, clock: Clock, record:
 
     plan, obj, st = lns.improve(cs, plan, obj, clock.solver_deadline, opts, say, on_better=kept)
     record.times_s["fix_and_optimise"] = time.monotonic() - t
-    import highspy
+    from planner.highs import new_highs
 
+    h = new_highs()
     record.solver = "highs"
-    record.solver_version = f"HiGHS {highspy.Highs().versionMajor()}.{highspy.Highs().versionMinor()}." \
-        f"{highspy.Highs().versionPatch()}"
+    record.solver_version = f"HiGHS {h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}"
     record.integrality = "replica"
     record.model_status = "fix-and-optimise by workload groups (no bound)"
     record.status = "feasible"
