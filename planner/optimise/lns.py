@@ -36,9 +36,9 @@ from planner.plan.plan import Plan
 
 #: a group holds workloads until it has about this many candidate triples (sub-MIPs of this size
 #: solve or stall within about a second on 2 cores: bench/)
-GROUP_TRIPLES = 48
+GROUP_TRIPLES = 32
 #: time one group's MILP may take (seconds), at most
-GROUP_SECONDS = 2.0
+GROUP_SECONDS = 1.5
 #: besides the sites where a workload runs and the group's site, the cheapest other candidate
 #: sites it may move to within one group (exact N+1 failover is modelled among these sites)
 EXTRA_SITES = 3
