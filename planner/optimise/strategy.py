@@ -65,9 +65,11 @@ SUPPORT_START_MAX_TRIPLES = 3000
 #: files), at least RESERVE_MIN_S: measured on the bench ladder (bench/README.md)
 RESERVE_SHARE = 0.08
 RESERVE_MIN_S = 0.3
-#: ... and at least this many seconds per candidate triple: verification, result tables, files
-#: and the terminal report grow with the scenario (1000x100, 86,897 triples: 15-19 s from the
-#: solver's end to the files written, 3.5-4.5 s more to print)
+#: ... and at least RESERVE_BASE_S + RESERVE_S_PER_TRIPLE x candidate triples: verification,
+#: result tables, files and the terminal report grow with the scenario (measured from the
+#: solver's end to the process's exit: 20x10 1.6 s, 200x50 6.0 s, 1000x100 19-23 s; the CLI's clock starts
+#: with the process, cli.process_started)
+RESERVE_BASE_S = 2.5
 RESERVE_S_PER_TRIPLE = 0.3e-3
 #: past this many candidate triples (where ``auto`` would pick the pooled form) one MILP does not
 #: improve on its start within the bench's limits (50x20, 805 triples: no plan better than the
@@ -88,7 +90,8 @@ class Clock:
         self.t0 = opts.started_at if opts.started_at is not None else time.monotonic()
         self.limit = opts.time_limit_s
         self.deadline = self.t0 + self.limit
-        reserve = max(RESERVE_MIN_S, RESERVE_SHARE * self.limit, RESERVE_S_PER_TRIPLE * triples)
+        reserve = max(RESERVE_MIN_S, RESERVE_SHARE * self.limit,
+                      RESERVE_BASE_S + RESERVE_S_PER_TRIPLE * triples if triples else 0.0)
         # the reserve never takes more than half the limit (a too-short limit gives a plan late
         # rather than none: the constructive plan is always kept)
         self.solver_deadline = self.deadline - min(reserve, 0.5 * self.limit)
