@@ -222,6 +222,13 @@ def _solve(cs: CandidateSet, opts: SolveOptions, form: str, clock: Clock, record
         m = build_model(cs, form, clock.share(0.5))
     except BuildDeadline as exc:
         record.times_s["build"] = time.monotonic() - t
+        if record.times_s.get("greedy") is not None and not best:
+            # the constructive plans were built already (fix-and-optimise path) and found nothing
+            record.status = "no_plan"
+            record.model_status = "not built"
+            record.reasons = [f"{exc}; the constructive greedy plans found no plan either; raise --time-limit"]
+            record.time_s = clock.elapsed()
+            return Plan(solve=record)
         return _constructive(cs, record, clock, say, f"{exc} ({time.monotonic() - t:.1f} s)")
     hm = HighsModel(m)
     record.times_s["build"] = time.monotonic() - t
