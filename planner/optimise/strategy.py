@@ -65,12 +65,19 @@ SUPPORT_START_MAX_TRIPLES = 3000
 #: files), at least RESERVE_MIN_S: measured on the bench ladder (bench/README.md)
 RESERVE_SHARE = 0.08
 RESERVE_MIN_S = 0.3
-#: ... and at least RESERVE_BASE_S + RESERVE_S_PER_TRIPLE x candidate triples: verification,
-#: result tables, files and the terminal report grow with the scenario (measured from the
-#: solver's end to the process's exit: 20x10 1.6 s, 200x50 6.0 s, 1000x100 19-23 s; the CLI's clock starts
-#: with the process, cli.process_started)
-RESERVE_BASE_S = 2.5
-RESERVE_S_PER_TRIPLE = 0.3e-3
+#: ... and at least post_solve_s(candidate triples): verification, result tables, files and the
+#: terminal report grow with the scenario (measured from the solver's end to the process's exit:
+#: 20x10, 176 triples: 1.6 s; 200x50, 11,763: 6.0 s; 1000x100, 86,897: 19-23 s). The CLI's clock
+#: starts with the process (cli.process_started).
+RESERVE_BASE_S = 1.2
+RESERVE_S_PER_TRIPLE = (0.42e-3, 0.22e-3)  # up to RESERVE_KNEE_TRIPLES, and past it
+RESERVE_KNEE_TRIPLES = 12_000
+
+
+def post_solve_s(triples: int) -> float:
+    """Seconds kept after the solver for a scenario with this many candidate triples."""
+    a, b = RESERVE_S_PER_TRIPLE
+    return RESERVE_BASE_S + a * min(triples, RESERVE_KNEE_TRIPLES) + b * max(0, triples - RESERVE_KNEE_TRIPLES)
 #: past this many candidate triples (where ``auto`` would pick the pooled form) one MILP does not
 #: improve on its start within the bench's limits (50x20, 805 triples: no plan better than the
 #: greedy start in 10 s in either form; 200x50: root LP unsolved in 60 s), so with ``auto`` the
@@ -90,8 +97,7 @@ class Clock:
         self.t0 = opts.started_at if opts.started_at is not None else time.monotonic()
         self.limit = opts.time_limit_s
         self.deadline = self.t0 + self.limit
-        reserve = max(RESERVE_MIN_S, RESERVE_SHARE * self.limit,
-                      RESERVE_BASE_S + RESERVE_S_PER_TRIPLE * triples if triples else 0.0)
+        reserve = max(RESERVE_MIN_S, RESERVE_SHARE * self.limit, post_solve_s(triples) if triples else 0.0)
         # the reserve never takes more than half the limit (a too-short limit gives a plan late
         # rather than none: the constructive plan is always kept)
         self.solver_deadline = self.deadline - min(reserve, 0.5 * self.limit)
