@@ -65,19 +65,24 @@ SUPPORT_START_MAX_TRIPLES = 3000
 #: files), at least RESERVE_MIN_S: measured on the bench ladder (bench/README.md)
 RESERVE_SHARE = 0.08
 RESERVE_MIN_S = 0.3
-#: ... and at least post_solve_s(candidate triples): verification, result tables, files and the
-#: terminal report grow with the scenario (measured from the solver's end to the process's exit:
-#: 20x10, 176 triples: 1.6 s; 200x50, 11,763: 6.0 s; 1000x100, 86,897: 19-23 s). The CLI's clock
-#: starts with the process (cli.process_started).
-RESERVE_BASE_S = 1.2
-RESERVE_S_PER_TRIPLE = (0.42e-3, 0.22e-3)  # up to RESERVE_KNEE_TRIPLES, and past it
-RESERVE_KNEE_TRIPLES = 12_000
+#: ... and at least post_solve_s(candidate triples): verification, result tables, files (the
+#: HTML report's charts: 2.4 s at 50x20) and the terminal report, measured from the solver's end
+#: to the process's exit on the bench ladder (2 cores) with some margin. The CLI's clock starts
+#: with the process (cli.process_started).
+POST_SOLVE_S = ((0, 1.5), (176, 2.4), (805, 4.0), (11_763, 6.8), (86_897, 26.0))
 
 
 def post_solve_s(triples: int) -> float:
-    """Seconds kept after the solver for a scenario with this many candidate triples."""
-    a, b = RESERVE_S_PER_TRIPLE
-    return RESERVE_BASE_S + a * min(triples, RESERVE_KNEE_TRIPLES) + b * max(0, triples - RESERVE_KNEE_TRIPLES)
+    """Seconds kept after the solver for a scenario with this many candidate triples: linear
+    between the measured points of POST_SOLVE_S, and past the last one at its last slope."""
+    pts = POST_SOLVE_S
+    for (n0, s0), (n1, s1) in zip(pts, pts[1:], strict=False):
+        if triples <= n1:
+            return s0 + (s1 - s0) * (triples - n0) / (n1 - n0)
+    (n0, s0), (n1, s1) = pts[-2], pts[-1]
+    return s1 + (s1 - s0) * (triples - n1) / (n1 - n0)
+
+
 #: past this many candidate triples (where ``auto`` would pick the pooled form) one MILP does not
 #: improve on its start within the bench's limits (50x20, 805 triples: no plan better than the
 #: greedy start in 10 s in either form; 200x50: root LP unsolved in 60 s), so with ``auto`` the
@@ -86,6 +91,12 @@ GROUPS_MIN_TRIPLES = AUTO_REPLICA_MAX_TRIPLES
 #: the second constructive start is built only when this many times the first one's time is left
 #: before the solver deadline
 SECOND_START_FACTOR = 1.5
+#: whole-model solves past this many candidate triples spend LNS_FIRST_SHARE of the time left on
+#: fix-and-optimise from the best start instead of the LP-support start (20x10, 176 triples:
+#: HiGHS from the LP-support start needed ~8 s to find 111,808 USD/month; fix-and-optimise found
+#: 110,365 in 6 s); the shipped examples (<= 112 triples) keep the LP-support start
+LNS_FIRST_MIN_TRIPLES = 150
+LNS_FIRST_SHARE = 0.6
 
 Say = Callable[[str], None]
 
@@ -252,6 +263,7 @@ def _solve(cs: CandidateSet, opts: SolveOptions, form: str, clock: Clock, record
         return _finish(cs, m, hm, out, record, clock, opts, None, best)
     starts: list[tuple[str, np.ndarray]] = []
     bounds: list[float] = []
+    lns_first = form == "replica" and len(cs.triples) > LNS_FIRST_MIN_TRIPLES
     if opts.heuristic:
         t = time.monotonic()
         # two greedy plans: cloud only, and owned GPUs first (their sunk cost makes them cheap
@@ -286,13 +298,15 @@ def _solve(cs: CandidateSet, opts: SolveOptions, form: str, clock: Clock, record
         else:
             record.notes.append("greedy start: its whole numbers admit no plan of this model")
         record.times_s["greedy"] = time.monotonic() - t
-        if form == "replica" and len(cs.triples) <= SUPPORT_START_MAX_TRIPLES:
+        if form == "replica" and len(cs.triples) <= SUPPORT_START_MAX_TRIPLES and not lns_first:
             t = time.monotonic()
             sx = _support_start(cs, m, hm, opts, clock, bounds, say)
             if sx is not None:
                 starts.append(("LP-support", sx))
                 _keep(best, plan_from_values(m, hm, sx), hm.objective(sx), "LP-support start")
             record.times_s["support_start"] = time.monotonic() - t
+    if opts.heuristic and best and lns_first:
+        _fix_and_optimise_first(cs, m, hm, clock, opts, record, best, starts, say)
     stage_deadline = clock.share(0.6) if form == "pooled" else clock.solver_deadline
     out = solve_highs(m, opts, stage_deadline, starts or None, bounds, say, hm)
     record.times_s["mip"] = out.time_s
@@ -394,6 +408,22 @@ def _solve_by_groups(cs: CandidateSet, opts: SolveOptions, clock: Clock, record:
     record.first_plan_s = best["first_at"] - clock.t0
     plan.solve = record
     return plan
+
+
+def _fix_and_optimise_first(cs: CandidateSet, m: PlacementModel, hm: HighsModel, clock: Clock, opts: SolveOptions,
+                            record: SolveRecord, best: dict, starts: list, say: Say) -> None:
+    """Improve the best start by fix-and-optimise for LNS_FIRST_SHARE of the time left and give
+    the result to HiGHS as one more start (its bound still comes from the whole model)."""
+    t = time.monotonic()
+    plan, obj, st = lns.improve(cs, best["plan"], best["objective"], clock.share(LNS_FIRST_SHARE), opts, say,
+                                on_better=lambda p, o: _keep(best, p, o, "fix-and-optimise"))
+    if st.improved:
+        x = hm.complete(start_from_plan(m, hm, plan), clock.share(0.1))
+        if x is not None:
+            starts.append(("fix-and-optimise", x))
+            say(f"fix-and-optimise plan: {hm.objective(x):,.2f} USD/month ({st.improved} of {st.groups} groups "
+                "improved the best start)")
+    record.times_s["fix_and_optimise"] = time.monotonic() - t
 
 
 def _replica_columns(m: PlacementModel, hm: HighsModel) -> np.ndarray:
