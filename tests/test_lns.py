@@ -39,7 +39,7 @@ def test_groups_improve_a_plan_and_the_objective_bookkeeping_is_exact(eu):
     res, cs = eu
     start = build_plan(cs, "greedy")
     obj0 = start.solve.objective
-    plan, obj, st = lns.improve(cs, start, obj0, time.monotonic() + 20, SolveOptions(), lambda m: None)
+    plan, obj, st = lns.improve(cs, start, obj0, time.monotonic() + 20, SolveOptions())
     assert st.groups > 0
     assert obj <= obj0
     plan.solve = start.solve

@@ -170,15 +170,13 @@ def with_power(m, x: np.ndarray) -> np.ndarray:
 
 
 def improve(cs: CandidateSet, plan: Plan, objective: float, deadline: float, opts: SolveOptions,
-            say: Callable[[str], None], on_better: Callable[[Plan, float], None] | None = None,
-            tick: Callable[[float], None] | None = None) -> tuple[Plan, float, LnsStats]:
+            on_better: Callable[[Plan, float], None] | None = None) -> tuple[Plan, float, LnsStats]:
     """Improve a checked plan of ``cs`` until ``deadline`` (time.monotonic()); returns the best
     plan, its objective and what was done. ``on_better(plan, objective)`` is called after each
     accepted group (the caller keeps it as its best checked plan)."""
     t0 = time.monotonic()
     stats = LnsStats(start_objective=objective, objective=objective)
     sub_opts = SolveOptions(**{**opts.__dict__, "heuristic": False, "node_limit": None, "write_lp": None})
-    quiet = None
     round_no = 0
     while time.monotonic() < deadline - 0.3:
         improved_this_round = False
@@ -214,7 +212,7 @@ def improve(cs: CandidateSet, plan: Plan, objective: float, deadline: float, opt
             stats.groups += 1
             if x0 is None:
                 continue  # the incumbent does not map onto this group's model (should not happen)
-            out = solve_highs(sm, sub_opts, stop, [("incumbent", x0)], None, quiet, shm, label="HiGHS (group)")
+            out = solve_highs(sm, sub_opts, stop, [("incumbent", x0)], None, None, shm, label="HiGHS (group)")
             if out.interrupted:
                 raise KeyboardInterrupt
             if out.values is None or out.objective is None:
@@ -230,8 +228,6 @@ def improve(cs: CandidateSet, plan: Plan, objective: float, deadline: float, opt
             stats.history.append((time.monotonic() - t0, objective))
             if on_better is not None:
                 on_better(plan, objective)
-            if tick is not None:
-                tick(objective)
         round_no += 1
         if not improved_this_round and round_no >= 3:
             break

@@ -69,7 +69,7 @@ RESERVE_MIN_S = 0.3
 #: HTML report's charts: 2.4 s at 50x20) and the terminal report, measured from the solver's end
 #: to the process's exit on the bench ladder (2 cores) with some margin. The CLI's clock starts
 #: with the process (cli.process_started).
-POST_SOLVE_S = ((0, 1.5), (176, 2.4), (805, 4.0), (11_763, 6.8), (86_897, 26.0))
+POST_SOLVE_S = ((0, 1.5), (176, 2.4), (805, 4.0), (11_763, 8.0), (86_897, 26.0))
 
 
 def post_solve_s(triples: int) -> float:
@@ -383,7 +383,7 @@ def _solve_by_groups(cs: CandidateSet, opts: SolveOptions, clock: Clock, record:
             last[0] = now
             say(f"fix-and-optimise: {clock.elapsed():5.1f} s, best plan {o:,.2f} USD/month, bound -, gap -")
 
-    plan, obj, st = lns.improve(cs, plan, obj, clock.solver_deadline, opts, say, on_better=kept)
+    plan, obj, st = lns.improve(cs, plan, obj, clock.solver_deadline, opts, on_better=kept)
     record.times_s["fix_and_optimise"] = time.monotonic() - t
     from planner.highs import new_highs
 
@@ -415,7 +415,7 @@ def _fix_and_optimise_first(cs: CandidateSet, m: PlacementModel, hm: HighsModel,
     """Improve the best start by fix-and-optimise for LNS_FIRST_SHARE of the time left and give
     the result to HiGHS as one more start (its bound still comes from the whole model)."""
     t = time.monotonic()
-    plan, obj, st = lns.improve(cs, best["plan"], best["objective"], clock.share(LNS_FIRST_SHARE), opts, say,
+    plan, obj, st = lns.improve(cs, best["plan"], best["objective"], clock.share(LNS_FIRST_SHARE), opts,
                                 on_better=lambda p, o: _keep(best, p, o, "fix-and-optimise"))
     if st.improved:
         x = hm.complete(start_from_plan(m, hm, plan), clock.share(0.1))
