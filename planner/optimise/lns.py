@@ -132,8 +132,10 @@ def background(plan: Plan, group: set[str]) -> dict:
     return dict(bg)
 
 
-def merge(plan: Plan, sub: Plan, group: set[str], sub_instance_keys: set) -> Plan:
-    """The incumbent with the group's decisions (and the instances the group model sized) replaced."""
+def merge(plan: Plan, sub: Plan, group: set[str], sub_instance_keys: set, sub_sites: set | frozenset = frozenset()) -> Plan:
+    """The incumbent with the group's decisions replaced: its workloads' rows, the instances the
+    group model sized (``sub_instance_keys``) and the open/closed state of the declared sites it
+    modelled (``sub_sites``); everything else as in the incumbent."""
 
     def ikey(i: dict) -> tuple:
         return (i["site"], i["offer"], i["tier"]) if i["slot"] is None else (i["site"], i["offer"], i["tier"], i["slot"])
@@ -144,8 +146,7 @@ def merge(plan: Plan, sub: Plan, group: set[str], sub_instance_keys: set) -> Pla
         serving=[s for s in plan.serving if s["workload"] not in group] + sub.serving,
         routes=[r for r in plan.routes if r["workload"] not in group] + sub.routes,
     )
-    gpu_sites = {i["site"] for i in out.instances}
-    out.open_sites = sorted(sid for sid in set(plan.open_sites) | set(sub.open_sites) if sid in gpu_sites)
+    out.open_sites = sorted((set(plan.open_sites) - set(sub_sites)) | set(sub.open_sites))
     return out.canonical()
 
 
@@ -221,7 +222,7 @@ def improve(cs: CandidateSet, plan: Plan, objective: float, deadline: float, opt
             if gain <= GAIN_MIN * max(1.0, abs(objective)) or not math.isfinite(gain):
                 continue
             sub = plan_from_values(sm, shm, out.values)
-            plan = merge(plan, sub, gset, set(sm.n))
+            plan = merge(plan, sub, gset, set(sm.n), set(sm.open))
             objective -= gain
             stats.improved += 1
             improved_this_round = True
