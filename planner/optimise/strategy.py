@@ -346,10 +346,10 @@ def _constructive_starts(cs: CandidateSet, clock: Clock, say: Say) -> list[tuple
 
 def _solve_by_groups(cs: CandidateSet, opts: SolveOptions, clock: Clock, record: SolveRecord, best: dict,
                      say: Say) -> Plan | None:
-    """Large scenarios: the constructive greedy plans of planner/baselines.py (the cheaper of
-    ``greedy`` and, when time allows, ``greedy-spread``) improved by fix-and-optimise over
+    """Large scenarios: the best start (the constructive plans of :func:`_constructive_starts`
+    and, while the whole model is small, its own greedy starts) improved by fix-and-optimise over
     workload groups (planner/optimise/lns.py) until the solver deadline. No bound: the status is
-    ``feasible``. None when the constructive plans find nothing (the whole model is tried)."""
+    ``feasible``. None when no start is found (the whole model is tried)."""
     t = time.monotonic()
     found = _constructive_starts(cs, clock, say)
     if len(cs.triples) <= SUPPORT_START_MAX_TRIPLES:
