@@ -40,3 +40,9 @@ def new_highs():
     h.setOptionValue("primal_feasibility_tolerance", TOL)
     h.setOptionValue("mip_feasibility_tolerance", TOL)
     return h
+
+
+def highs_version(h=None) -> str:
+    """"HiGHS major.minor.patch" of ``h`` (or of a new instance)."""
+    h = h or new_highs()
+    return f"HiGHS {h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}"

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pulp
 
-from planner.highs import new_highs
+from planner.highs import highs_version, new_highs
 from planner.tolerance import TOL, leq
 
 
@@ -390,7 +390,7 @@ def solve_highs(m, opts: SolveOptions, deadline: float, starts: list[tuple[str, 
         hm = HighsModel(m)  # the earlier run of this model still holds its HiGHS instance
     h = hm.h
     ms = highspy.HighsModelStatus
-    version = f"HiGHS {h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}"
+    version = highs_version(h)
     notes: list[str] = []
     # HiGHS 1.16 can report an improved objective while getSolution() still holds a start given
     # with setSolution (measured on a tiny pooled model): keep every improving plan it announces

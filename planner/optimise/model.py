@@ -387,13 +387,9 @@ def define_bounds(m: PlacementModel) -> None:
             if v > 0:
                 for sid in cs.failover_sites.get((w.id, k, uu), ()):
                     fover[(sid, t, k)] += v
-        for store in (normal, fover):
-            for (sid, t, k) in store:
-                reach.setdefault((w.id, sid, t), {}).setdefault(k, [0.0, 0.0])
-        for (sid, t, k), v in normal.items():
-            reach[(w.id, sid, t)][k][0] = v
-        for (sid, t, k), v in fover.items():
-            reach[(w.id, sid, t)][k][1] = v
+        for key in normal.keys() | fover.keys():
+            sid, t, k = key
+            reach.setdefault((w.id, sid, t), {})[k] = (normal.get(key, 0.0), fover.get(key, 0.0))
     ub_r: dict[int, float] = {}
     need_of: dict[tuple, float] = {}
     for (w, sid, oid, tau, t), v in m.r.items():

@@ -269,20 +269,7 @@ def _solve(cs: CandidateSet, opts: SolveOptions, form: str, clock: Clock, record
         t = time.monotonic()
         # two greedy plans: cloud only, and owned GPUs first (their sunk cost makes them cheap
         # unless opening the site costs more); the cheaper complete one seeds the solver
-        found = []
-        left0 = clock.left(0.0)
-        for label, serve_owned in (("greedy", False), ("greedy (owned GPUs first)", True)):
-            if serve_owned and clock.left(0.0) < 0.7 * left0:
-                break  # the first greedy's completion took much of the time: keep the rest for the solver
-            g = greedy_start(m, serve_owned)
-            if g is None:
-                continue
-            # pooled form: the greedy replicas stay whole, so the start is a whole-replica plan
-            x = hm.complete(hm.vector(g), clock.share(0.25 if not serve_owned else 0.15),
-                            _replica_columns(m, hm) if form == "pooled" else None, say)
-            if x is not None:
-                found.append((hm.objective(x), label, x))
-                say(f"{label} plan: {hm.objective(x):,.2f} USD/month")
+        found = _model_greedy_starts(m, hm, form, clock, say)
         plans = _constructive_starts(cs, clock, say)
         if plans:
             # the cheaper constructive plan (planner/baselines.py) as one more start: the
@@ -325,6 +312,28 @@ def _solve(cs: CandidateSet, opts: SolveOptions, form: str, clock: Clock, record
     return _finish(cs, m, hm, out, record, clock, opts, rounding, best)
 
 
+def _model_greedy_starts(m: PlacementModel, hm: HighsModel, form: str, clock: Clock,
+                         say: Say) -> list[tuple[float, str, np.ndarray]]:
+    """(objective, label, column vector) of the model's two greedy starts (heuristics.py), each
+    completed by an LP with its whole numbers fixed; the second only while 70 % of the time the
+    first found is left."""
+    found = []
+    left0 = clock.left(0.0)
+    for label, serve_owned in (("greedy", False), ("greedy (owned GPUs first)", True)):
+        if serve_owned and clock.left(0.0) < 0.7 * left0:
+            break  # the first greedy's completion took much of the time: keep the rest for the solver
+        g = greedy_start(m, serve_owned)
+        if g is None:
+            continue
+        # pooled form: the greedy replicas stay whole, so the start is a whole-replica plan
+        x = hm.complete(hm.vector(g), clock.share(0.25 if not serve_owned else 0.15),
+                        _replica_columns(m, hm) if form == "pooled" else None, say)
+        if x is not None:
+            found.append((hm.objective(x), label, x))
+            say(f"{label} plan: {hm.objective(x):,.2f} USD/month")
+    return found
+
+
 def _constructive_starts(cs: CandidateSet, clock: Clock, say: Say) -> list[tuple[float, str, Plan]]:
     """(objective, method, plan) of the constructive plans of planner/baselines.py:
     ``greedy-spread`` (cheaper than ``greedy`` on every bench scenario, bench/results/issue9.md),
@@ -358,12 +367,8 @@ def _solve_by_groups(cs: CandidateSet, opts: SolveOptions, clock: Clock, record:
         try:
             m = build_model(cs, "replica", clock.share(0.2))
             hm = HighsModel(m)
-            for label, serve_owned in (("greedy", False), ("greedy (owned GPUs first)", True)):
-                g = greedy_start(m, serve_owned)
-                x = hm.complete(hm.vector(g), clock.share(0.15)) if g is not None else None
-                if x is not None:
-                    found.append((hm.objective(x), label, plan_from_values(m, hm, x)))
-                    say(f"{label} plan: {hm.objective(x):,.2f} USD/month")
+            found += [(obj, label, plan_from_values(m, hm, x))
+                      for obj, label, x in _model_greedy_starts(m, hm, "replica", clock, say)]
         except BuildDeadline:
             pass
     record.times_s["greedy"] = time.monotonic() - t
@@ -386,11 +391,10 @@ def _solve_by_groups(cs: CandidateSet, opts: SolveOptions, clock: Clock, record:
 
     plan, obj, st = lns.improve(cs, plan, obj, clock.solver_deadline, opts, on_better=kept)
     record.times_s["fix_and_optimise"] = time.monotonic() - t
-    from planner.highs import new_highs
+    from planner.highs import highs_version
 
-    h = new_highs()
     record.solver = "highs"
-    record.solver_version = f"HiGHS {h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}"
+    record.solver_version = highs_version()
     record.integrality = "replica"
     record.model_status = "fix-and-optimise by workload groups (no bound)"
     record.status = "feasible"
