@@ -10,7 +10,7 @@ import pytest
 from planner import api
 from planner.baselines import build_plan
 from planner.derive.candidates import build_candidates
-from planner.optimise import lns, strategy
+from planner.optimise import bound, lns, strategy
 from planner.optimise.backends import SolveOptions
 from planner.optimise.model import INT, build_model
 
@@ -53,11 +53,14 @@ def test_groups_improve_a_plan_and_the_objective_bookkeeping_is_exact(eu):
 def test_large_scenarios_take_the_group_path_with_an_honest_record(eu, monkeypatch):
     res, _cs = eu
     monkeypatch.setattr(strategy, "GROUPS_MIN_TRIPLES", 0)
+    monkeypatch.setattr(bound, "CHILD_NICE", 0)  # a busy test machine would starve it at 19
     r = api.solve(res, api.SolveOptions(time_limit_s=15))
     sv = r.data["solve"]
-    assert sv["status"] == "feasible" and sv["bound"] is None and sv["gap"] is None
+    # the decomposed bound (planner/optimise/bound.py) is weak on eu_saas: never "optimal" here
+    assert sv["status"] == "feasible" and 0 < sv["bound"] <= sv["objective"]
+    assert sv["gap"] == pytest.approx((sv["objective"] - sv["bound"]) / sv["objective"])
     assert sv["model_status"].startswith("fix-and-optimise")
-    assert any("no lower bound" in n for n in sv["notes"])
+    assert any("decomposed lower bound" in n for n in sv["notes"])
     assert sv["objective"] <= sv["start_objective"]
     assert r.data["verification"]["ok"]
     assert sv["first_plan_s"] is not None
