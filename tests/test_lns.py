@@ -81,3 +81,27 @@ def test_merge_replaces_only_the_group():
     out = lns.merge(inc, sub, {"w1"}, {("a", "o", "on_demand", "t")})
     assert [(i["site"], i["count"]) for i in out.instances] == [("a", 1), ("b", 1)]
     assert sorted(r["workload"] for r in out.replicas) == ["w1", "w2"]
+
+
+def test_no_constructive_plan_past_the_model_limit_is_no_plan_with_reasons(eu, monkeypatch):
+    """Past WHOLE_MODEL_MAX_TRIPLES the whole model is not built as a fallback (it would not fit
+    in memory at 5000x300): no plan, saying why each constructive method failed."""
+    import planner.baselines as baselines
+    from planner.plan.plan import Plan, SolveRecord
+
+    res, _cs = eu
+
+    def failing(cs, method):
+        return Plan(solve=SolveRecord(status="no_plan", reasons=[f"{method}: no option for w-test"]))
+
+    monkeypatch.setattr(baselines, "build_plan", failing)
+    monkeypatch.setattr(strategy, "GROUPS_MIN_TRIPLES", 0)
+    monkeypatch.setattr(strategy, "SUPPORT_START_MAX_TRIPLES", 0)
+    monkeypatch.setattr(strategy, "WHOLE_MODEL_MAX_TRIPLES", 0)
+    t = time.monotonic()
+    r = api.solve(res, api.SolveOptions(time_limit_s=15))
+    sv = r.data["solve"]
+    assert sv["status"] == "no_plan" and sv["model_status"] == "not built"
+    assert "greedy-spread: no option for w-test" in sv["reasons"]
+    assert any("is not built (memory)" in x for x in sv["reasons"])
+    assert time.monotonic() - t < 10

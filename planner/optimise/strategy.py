@@ -92,6 +92,10 @@ def post_solve_s(triples: int) -> float:
 #: greedy start in 10 s in either form; 200x50: root LP unsolved in 60 s), so with ``auto`` the
 #: plan comes from fix-and-optimise over workload groups (lns.py) from the best start
 GROUPS_MIN_TRIPLES = AUTO_REPLICA_MAX_TRIPLES
+#: past this many candidate triples the whole model is never built as a fallback: 86,897 triples
+#: (1000x100) took 4.1-4.6 GiB and more than 60 s to build, 801,215 (5000x300) reached 8.1 GiB
+#: before its deadline (about 25 columns and 4 GiB per 100k triples)
+WHOLE_MODEL_MAX_TRIPLES = 150_000
 #: the second constructive start is built only when this many times the first one's time is left
 #: before the solver deadline
 SECOND_START_FACTOR = 1.5
@@ -337,8 +341,10 @@ def _model_greedy_starts(m: PlacementModel, hm: HighsModel, form: str, clock: Cl
     return found
 
 
-def _constructive_starts(cs: CandidateSet, clock: Clock, say: Say) -> list[tuple[float, str, Plan]]:
-    """(objective, method, plan) of the constructive plans of planner/baselines.py:
+def _constructive_starts(cs: CandidateSet, clock: Clock, say: Say,
+                         failed: list[str] | None = None) -> list[tuple[float, str, Plan]]:
+    """(objective, method, plan) of the constructive plans of planner/baselines.py (why a method
+    found none is added to ``failed``):
     ``greedy-spread`` (cheaper than ``greedy`` on every bench scenario, bench/results/issue9.md),
     then ``greedy`` when SECOND_START_FACTOR x the first one's time is left before the solver
     deadline."""
@@ -353,6 +359,9 @@ def _constructive_starts(cs: CandidateSet, clock: Clock, say: Say) -> list[tuple
         if p.has_plan and p.solve is not None and p.solve.objective is not None:
             found.append((p.solve.objective, method, p))
             say(f"constructive {method} plan: {p.solve.objective:,.2f} USD/month")
+        elif failed is not None and p.solve is not None:
+            failed.extend(p.solve.reasons)
+            say(f"constructive {method}: no plan ({'; '.join(p.solve.reasons)})")
     return found
 
 
@@ -364,7 +373,8 @@ def _solve_by_groups(cs: CandidateSet, opts: SolveOptions, clock: Clock, record:
     bound (planner/optimise/bound.py) computed meanwhile in a child process. None when no
     start is found (the whole model is tried)."""
     t = time.monotonic()
-    found = _constructive_starts(cs, clock, say)
+    failed: list[str] = []
+    found = _constructive_starts(cs, clock, say, failed)
     if len(cs.triples) <= SUPPORT_START_MAX_TRIPLES:
         # the whole model is small enough to build: its own greedy starts too (owned GPUs first
         # often wins where declared sites have owned GPUs)
@@ -377,6 +387,15 @@ def _solve_by_groups(cs: CandidateSet, opts: SolveOptions, clock: Clock, record:
             pass
     record.times_s["greedy"] = time.monotonic() - t
     if not found:
+        if len(cs.triples) > WHOLE_MODEL_MAX_TRIPLES:
+            record.status = "no_plan"
+            record.model_status = "not built"
+            record.reasons = failed + [
+                f"the constructive plans found no plan, and the whole model of {len(cs.triples):,} candidate triples "
+                f"(more than {WHOLE_MODEL_MAX_TRIPLES:,}) is not built (memory); relax the quotas or power budgets "
+                "named above, raise the RTT SLO of the workload named, or split the scenario"]
+            record.time_s = clock.elapsed()
+            return Plan(solve=record)
         record.notes.append("the constructive greedy plans found no plan; the whole model was tried")
         return None
     obj, label, plan = min(found, key=lambda f: f[0])
