@@ -57,6 +57,29 @@ class NoOption(Exception):
         self.structural = structural
 
 
+class _Option:
+    """A (candidate, tier) of one workload with the constants its step cost and limits read."""
+
+    __slots__ = ("c", "tier", "site", "oid", "pool", "base", "rps", "shape_gpus", "o_gpus", "unit", "price",
+                 "declared", "kw_busy", "kw_idle", "elec", "fixed")
+
+    def __init__(self, c: Candidate, tier: str, site, hpm: float):
+        o = c.offer
+        self.c, self.tier, self.site, self.oid = c, tier, c.site, o.id
+        self.pool = (c.site, o.id, tier)  # the instances it draws on (shared by every workload)
+        self.base = tier in BASE  # held all month
+        self.rps, self.shape_gpus, self.o_gpus = c.rps, c.shape.gpus, o.gpus
+        # a new instance costs unit x price USD/month (on demand: per hour of the slot; bought: per GPU)
+        self.unit = o.gpus if tier == "bought" else 1
+        self.price = o.buy_usd_per_gpu_month if tier == "bought" else c.unit_price(tier, hpm)
+        self.declared = site.declared
+        f = gpu_kw_factor(site, o) if site.declared else 0.0
+        self.kw_busy = f * (1 - site.idle_power_fraction)  # facility kW per GPU in use, above idle
+        self.kw_idle = f * site.idle_power_fraction  # per GPU of an instance held
+        self.elec = site.electricity_usd_per_kwh
+        self.fixed = site.fixed_usd_per_month or 0.0
+
+
 class _State:
     """Instances, GPUs in use, quotas and power of the plan under construction."""
 
@@ -85,15 +108,24 @@ class _State:
             return ["on_demand"] if "on_demand" in c.tiers and not self.res.sites[c.site].declared else []
         return [t for t in ("owned", "bought", "reserved", "on_demand") if t in c.tiers]
 
-    def _new_instances(self, c: Candidate, tier: str, t: str, gpus: float) -> int:
-        o = c.offer
-        after = ceil_tol((self.gpus_used[(c.site, o.id, tier, t)] + gpus) / o.gpus)
-        held = self.base_inst[(c.site, o.id, tier)] if tier in BASE else self.burst_inst[(c.site, o.id, tier, t)]
+    def options(self, cands: list[Candidate]) -> dict[str, list[_Option]]:
+        """The options of a workload's candidates by site, each site's in (offer, tier) order."""
+        out: dict[str, list[_Option]] = defaultdict(list)
+        for c in cands:
+            site = self.res.sites[c.site]
+            out[c.site].extend(_Option(c, tier, site, self.hpm) for tier in self.tiers(c))
+        for ops in out.values():
+            ops.sort(key=lambda op: (op.oid, op.tier))  # stable: candidates alike keep their order
+        return dict(out)
+
+    def _new_instances(self, op: _Option, t: str, gpus: float) -> int:
+        after = ceil_tol((self.gpus_used.get(op.pool + (t,), 0.0) + gpus) / op.o_gpus)
+        held = self.base_inst.get(op.pool, 0) if op.base else self.burst_inst.get(op.pool + (t,), 0)
         return max(0, after - held)
 
-    def _fits(self, c: Candidate, tier: str, t: str, gpus: float, new: int) -> bool:
+    def _fits(self, op: _Option, t: str, gpus: float, new: int) -> bool:
         """Inventory, quota (every slot a month-long instance is held) and power after the step."""
-        o, sid = c.offer, c.site
+        o, sid, tier = op.c.offer, op.site, op.tier
         site = self.res.sites[sid]
         if tier == "owned" and self.base_inst[(sid, o.id, tier)] + new > o.owned:
             return False
@@ -101,54 +133,37 @@ class _State:
             return False
         quota = site.quota_gpus.get(o.accelerator)
         if quota is not None and new:
-            for tt in (self.slots if tier in BASE else [t]):
-                if self._quota_use(sid, o.accelerator, tt) + new * o.gpus > quota + TOL * max(1.0, quota):
+            for tt in (self.slots if op.base else [t]):
+                if self.quota_g[(sid, o.accelerator, tt)] + new * o.gpus > quota + TOL * max(1.0, quota):
                     return False
         if site.declared and site.power_budget_kw is not None:
-            f = gpu_kw_factor(site, o)
-            phi = site.idle_power_fraction
             for tt in self.slots:
-                kw = self._power_kw(sid, tt) + f * phi * new * o.gpus + (f * (1 - phi) * gpus if tt == t else 0.0)
+                kw = self.kw[(sid, tt)] + op.kw_idle * new * o.gpus + (op.kw_busy * gpus if tt == t else 0.0)
                 if kw > site.power_budget_kw * (1 + TOL):
                     return False
         return True
 
-    def _quota_use(self, sid: str, acc: str, t: str) -> float:
-        return self.quota_g[(sid, acc, t)]
-
-    def _power_kw(self, sid: str, t: str) -> float:
-        return self.kw[(sid, t)]
-
-    def _marginal(self, c: Candidate, tier: str, t: str, gpus: float, new: int) -> float:
+    def _marginal(self, op: _Option, t: str, gpus: float, new: int) -> float:
         """USD/month the step adds (instances, opening, electricity; egress is added by the caller)."""
-        o, site = c.offer, self.res.sites[c.site]
-        usd = new * c.unit_price(tier, self.hpm) * (1.0 if tier in BASE else self.H[t])
-        if tier == "bought":
-            usd = new * o.gpus * o.buy_usd_per_gpu_month
-        if site.declared:
-            f = gpu_kw_factor(site, o)
-            phi = site.idle_power_fraction
-            kwh = f * (1 - phi) * gpus * self.H[t] + f * phi * new * o.gpus * self.hpm
-            usd += kwh * site.electricity_usd_per_kwh
-            if c.site not in self.open:
-                usd += site.fixed_usd_per_month or 0.0
+        usd = new * op.unit * op.price if op.base else new * op.unit * op.price * self.H[t]
+        if op.declared:
+            kwh = op.kw_busy * gpus * self.H[t] + op.kw_idle * new * op.o_gpus * self.hpm
+            usd += kwh * op.elec
+            if op.site not in self.open:
+                usd += op.fixed
         return usd
 
-    def option(self, c: Candidate, tier: str, w: str, t: str, loads: dict[str, float]) -> tuple | None:
-        """(marginal USD/month, fractional replicas added, new instances) of carrying ``loads`` (class
-        -> rps) on c in ``tier`` in slot t, or None when c cannot (a class it cannot run, limits)."""
-        if any(x > 0 and c.rps[k].rps <= 0 for k, x in loads.items()):
-            return None
-        add = sum(x / c.rps[k].rps for k, x in loads.items() if x > 0)
-        key = (w, c.site, c.offer.id, tier, t)
-        extra = max(0, ceil_tol(self.need[key] + add) - self.reps[key])
-        gpus = extra * c.shape.gpus
-        new = self._new_instances(c, tier, t, gpus)
-        if not self._fits(c, tier, t, gpus, new):
-            return None
-        return self._marginal(c, tier, t, gpus, new), add, extra, new
+    def step(self, op: _Option, w: str, t: str, add: float) -> tuple[float, int, int]:
+        """(marginal USD/month, whole replicas added, new instances) of adding ``add`` fractional
+        replicas of w on ``op`` in slot t, limits aside."""
+        key = (w, op.site, op.oid, op.tier, t)
+        extra = max(0, ceil_tol(self.need.get(key, 0.0) + add) - self.reps.get(key, 0))
+        gpus = extra * op.shape_gpus
+        new = self._new_instances(op, t, gpus)
+        return self._marginal(op, t, gpus, new), extra, new
 
-    def commit(self, c: Candidate, tier: str, w: str, t: str, add: float, extra: int, new: int) -> None:
+    def commit(self, op: _Option, w: str, t: str, add: float, extra: int, new: int) -> None:
+        c, tier = op.c, op.tier
         key = (w, c.site, c.offer.id, tier, t)
         self.need[key] += add
         self.reps[key] += extra
@@ -161,38 +176,45 @@ class _State:
         for tt in (self.slots if tier in BASE else [t]):
             self.quota_g[(c.site, o.accelerator, tt)] += new * o.gpus
         if site.declared:
-            f = gpu_kw_factor(site, o)
-            phi = site.idle_power_fraction
             for tt in self.slots:
-                self.kw[(c.site, tt)] += f * phi * new * o.gpus if tier in ("owned", "bought") else 0.0
-            self.kw[(c.site, t)] += f * (1 - phi) * extra * c.shape.gpus
+                self.kw[(c.site, tt)] += op.kw_idle * new * o.gpus if tier in ("owned", "bought") else 0.0
+            self.kw[(c.site, t)] += op.kw_busy * extra * c.shape.gpus
         if self.res.sites[c.site].declared and (extra or new):
             self.open.add(c.site)
 
-    def best(self, cands: list[Candidate], w: str, t: str, loads: dict[str, float], sites: set[str] | None,
+    def best(self, opts: dict[str, list[_Option]], w: str, t: str, loads: dict[str, float], sites: set[str] | None,
              egress: dict[str, float] | None = None) -> tuple | None:
-        """The cheapest option among candidates at ``sites`` (None: any), ties by site, offer, tier."""
+        """The cheapest option among ``opts`` at ``sites`` (None: any) that keeps the limits, ties by
+        site, offer, tier: (USD/month with egress, option, (fractional replicas, whole replicas, new
+        instances) added). Options are scanned in the order of the ties, so the first strictly
+        cheaper one wins; the limits are checked only for an option cheaper than the best so far."""
+        adds: dict[int, float | None] = {}  # per rates table (candidates alike share one)
         out = None
-        for c in cands:
-            if sites is not None and c.site not in sites:
-                continue
-            for tier in self.tiers(c):
-                opt = self.option(c, tier, w, t, loads)
-                if opt is None:
+        for sid in sorted(opts.keys() if sites is None else opts.keys() & sites):
+            eg = (egress or {}).get(sid, 0.0)
+            for op in opts[sid]:
+                rid = id(op.rps)
+                if rid not in adds:
+                    adds[rid] = _replicas(op.rps, loads)
+                add = adds[rid]
+                if add is None:
                     continue
-                score = (opt[0] + (egress or {}).get(c.site, 0.0), c.site, c.offer.id, tier)
-                if out is None or score < out[0]:
-                    out = (score, c, tier, opt)
+                usd, extra, new = self.step(op, w, t, add)
+                usd += eg
+                if out is not None and not usd < out[0]:
+                    continue
+                if self._fits(op, t, extra * op.shape_gpus, new):
+                    out = (usd, op, (add, extra, new))
         return out
 
-    def place(self, cands, w, t, loads, sites, egress=None, what: str = "") -> tuple[str, str]:
+    def place(self, opts, w, t, loads, sites, egress=None, what: str = "") -> tuple[str, str]:
         """Put ``loads`` on the cheapest option; return its (site, offer)."""
-        got = self.best(cands, w, t, loads, sites, egress)
+        got = self.best(opts, w, t, loads, sites, egress)
         if got is None:
             raise NoOption(f"{self.method}: no option for {w} {what} in slot {t} within inventory, quotas and power")
-        _score, c, tier, (_usd, add, extra, new) = got
-        self.commit(c, tier, w, t, add, extra, new)
-        return c.site, c.offer.id
+        _usd, op, (add, extra, new) = got
+        self.commit(op, w, t, add, extra, new)
+        return op.site, op.oid
 
     def serve(self, w: str, so: tuple[str, str], t: str, loads: dict[str, float], share: float = 1.0) -> None:
         """Record the served rps of a load placed on offer ``so`` = (site, offer) (its pool was
@@ -200,6 +222,14 @@ class _State:
         for k, x in loads.items():
             if x > 0:
                 self.serving[(w, k, so[0], so[1], t)] += x * share
+
+
+def _replicas(rps: dict, loads: dict[str, float]) -> float | None:
+    """Fractional replicas that carry ``loads`` (class -> rps) at rates ``rps``; None when a loaded
+    class cannot run there."""
+    if any(x > 0 and rps[k].rps <= 0 for k, x in loads.items()):
+        return None
+    return sum(x / rps[k].rps for k, x in loads.items() if x > 0)
 
 
 # ---------------------------------------------------------------------------- the rules
@@ -247,6 +277,7 @@ def _run(cs: CandidateSet, st: _State) -> None:
         if not cands:
             raise NoOption(f"{st.method}: workload {w.id} has no candidate (site, offer) this method may use",
                            structural)
+        opts = st.options(cands)
         wl = cs.loads[w.id]
         prot = {lc.key for lc in protected_classes(res, cs.loads, w.id)}
         used: set[str] = set()
@@ -254,7 +285,7 @@ def _run(cs: CandidateSet, st: _State) -> None:
             window_s = 3600.0 * sum(t.hours for t in s.time_slots if t.id in wl.batch_slots)
             loads = {k: n / window_s for k, n in wl.batch_requests_per_day.items()}
             for t in wl.batch_slots:
-                so = st.place(cands, w.id, t, loads, None, what="(batch)")
+                so = st.place(opts, w.id, t, loads, None, what="(batch)")
                 st.serve(w.id, so, t, loads)
                 used.add(so[0])
         else:
@@ -272,10 +303,10 @@ def _run(cs: CandidateSet, st: _State) -> None:
                         continue
                     fo = _failover_sites(cs, w.id, u, plow)
                     if plow and st.method == "greedy-spread":
-                        used |= _spread(cs, st, cands, w.id, u, t, loads, plow, allowed, fo, egress)
+                        used |= _spread(cs, st, opts, w.id, u, t, loads, plow, allowed, fo, egress)
                         continue
                     primary_sites = (allowed & fo) if plow and allowed & fo else allowed
-                    so = st.place(cands, w.id, t, loads, primary_sites, egress, what=f"(users in {u})")
+                    so = st.place(opts, w.id, t, loads, primary_sites, egress, what=f"(users in {u})")
                     site = so[0]
                     st.serve(w.id, so, t, loads)
                     st.routes[(w.id, u, site, t)] += 1.0
@@ -284,9 +315,9 @@ def _run(cs: CandidateSet, st: _State) -> None:
                         backup = fo - {site}
                         if not backup:
                             raise NoOption(f"{st.method}: {w.id} users in {u} have no second site for N+1", True)
-                        used.add(st.place(cands, w.id, t, plow, backup, what=f"(N+1 copy for {u})")[0])
+                        used.add(st.place(opts, w.id, t, plow, backup, what=f"(N+1 copy for {u})")[0])
         if w.redundancy.min_sites > 1:
-            _min_sites(cs, st, cands, w, used)
+            _min_sites(cs, st, opts, w, used)
 
 
 def _egress(cs: CandidateSet, st: _State, w: str, u: str, t: str, sites: set[str]) -> dict[str, float]:
@@ -303,7 +334,7 @@ def _failover_sites(cs: CandidateSet, w: str, u: str, plow: dict[str, float]) ->
     return out or set()
 
 
-def _spread(cs, st: _State, cands, w: str, u: str, t: str, loads: dict, plow: dict, allowed: set, fo: set,
+def _spread(cs, st: _State, opts: dict[str, list[_Option]], w: str, u: str, t: str, loads: dict, plow: dict, allowed: set, fo: set,
             egress: dict) -> set[str]:
     """Protected load of (u, t) over k sites: 1/k of the traffic each, capacity for 1/(k-1) of the
     protected load at each (plus its share of the unprotected classes)."""
@@ -316,13 +347,13 @@ def _spread(cs, st: _State, cands, w: str, u: str, t: str, loads: dict, plow: di
         per = {kk: x / (k - 1) if kk in plow else x / k for kk, x in loads.items()}
         ranked = []
         for sid in sites:
-            got = st.best(cands, w, t, per, {sid}, egress)
+            got = st.best(opts, w, t, per, {sid}, egress)
             if got is not None:
                 ranked.append((got[0], sid))
         if len(ranked) < k:
             continue
         ranked.sort()
-        total = sum(r[0][0] for r in ranked[:k])
+        total = sum(r[0] for r in ranked[:k])
         if best is None or total < best[0] - 1e-9:
             best = (total, k, [sid for _r, sid in ranked[:k]])
     if best is None:
@@ -330,34 +361,31 @@ def _spread(cs, st: _State, cands, w: str, u: str, t: str, loads: dict, plow: di
     _total, k, chosen = best
     per = {kk: x / (k - 1) if kk in plow else x / k for kk, x in loads.items()}
     for sid in chosen:
-        so = st.place(cands, w, t, per, {sid}, egress, what=f"(spread {k} for {u})")
+        so = st.place(opts, w, t, per, {sid}, egress, what=f"(spread {k} for {u})")
         st.serve(w, so, t, loads, 1.0 / k)
         st.routes[(w, u, sid, t)] += 1.0 / k
     return set(chosen)
 
 
-def _min_sites(cs: CandidateSet, st: _State, cands, w, used: set[str]) -> None:
+def _min_sites(cs: CandidateSet, st: _State, opts: dict[str, list[_Option]], w, used: set[str]) -> None:
+    """One replica at each next cheapest further site (ties by site, offer, tier) in w's peak slot."""
     wl = cs.loads[w.id]
     t = max(st.slots, key=lambda x: (wl.peak(x) if not w.is_batch else 0.0, x == (wl.batch_slots or [x])[0]))
     while len(used) < w.redundancy.min_sites:
-        others = {c.site for c in cands} - used
         got = None
-        for c in cands:
-            if c.site not in others:
-                continue
-            for tier in st.tiers(c):
-                key = (w.id, c.site, c.offer.id, tier, t)
-                new = st._new_instances(c, tier, t, c.shape.gpus)
-                if not st._fits(c, tier, t, c.shape.gpus, new):
+        for sid in sorted(opts.keys() - used):
+            for op in opts[sid]:
+                new = st._new_instances(op, t, op.shape_gpus)
+                if not st._fits(op, t, op.shape_gpus, new):
                     continue
-                score = (st._marginal(c, tier, t, c.shape.gpus, new), c.site, c.offer.id, tier)
-                if got is None or score < got[0]:
-                    got = (score, c, tier, new, key)
+                usd = st._marginal(op, t, op.shape_gpus, new)
+                if got is None or usd < got[0]:
+                    got = (usd, op, new)
         if got is None:
             raise NoOption(f"{st.method}: {w.id} cannot reach min_sites {w.redundancy.min_sites}")
-        _score, c, tier, new, key = got
-        st.commit(c, tier, w.id, t, 0.0, 1, new)
-        used.add(c.site)
+        _usd, op, new = got
+        st.commit(op, w.id, t, 0.0, 1, new)
+        used.add(op.site)
 
 
 def _plan(cs: CandidateSet, st: _State) -> Plan:
