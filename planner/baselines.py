@@ -37,12 +37,14 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
+import numpy as np
+
 from planner.derive.candidates import Candidate, CandidateSet, protected_classes
 from planner.derive.demand import hours_per_month_of_slot, response_gb
 from planner.derive.power import gpu_kw_factor
 from planner.plan.costing import cost_lines, decision_cost
 from planner.plan.plan import Plan, SolveRecord
-from planner.tolerance import TOL, ceil_tol
+from planner.tolerance import TOL, ceil_tol_array
 
 METHODS = ("greedy", "greedy-spread", "cloud-on-demand")
 BASE = ("owned", "bought", "reserved")
@@ -57,31 +59,10 @@ class NoOption(Exception):
         self.structural = structural
 
 
-class _Option:
-    """A (candidate, tier) of one workload with the constants its step cost and limits read."""
-
-    __slots__ = ("c", "tier", "site", "oid", "pool", "base", "rps", "shape_gpus", "o_gpus", "unit", "price",
-                 "declared", "kw_busy", "kw_idle", "elec", "fixed")
-
-    def __init__(self, c: Candidate, tier: str, site, hpm: float):
-        o = c.offer
-        self.c, self.tier, self.site, self.oid = c, tier, c.site, o.id
-        self.pool = (c.site, o.id, tier)  # the instances it draws on (shared by every workload)
-        self.base = tier in BASE  # held all month
-        self.rps, self.shape_gpus, self.o_gpus = c.rps, c.shape.gpus, o.gpus
-        # a new instance costs unit x price USD/month (on demand: per hour of the slot; bought: per GPU)
-        self.unit = o.gpus if tier == "bought" else 1
-        self.price = o.buy_usd_per_gpu_month if tier == "bought" else c.unit_price(tier, hpm)
-        self.declared = site.declared
-        f = gpu_kw_factor(site, o) if site.declared else 0.0
-        self.kw_busy = f * (1 - site.idle_power_fraction)  # facility kW per GPU in use, above idle
-        self.kw_idle = f * site.idle_power_fraction  # per GPU of an instance held
-        self.elec = site.electricity_usd_per_kwh
-        self.fixed = site.fixed_usd_per_month or 0.0
-
-
 class _State:
-    """Instances, GPUs in use, quotas and power of the plan under construction."""
+    """Instances, GPUs in use, quotas and power of the plan under construction. The instances and
+    GPUs of each pool (site, offer, tier) are arrays (a row per pool, a column per slot), so that
+    a step's cost is computed for every option of a workload at once (:class:`_Options`)."""
 
     def __init__(self, cs: CandidateSet, method: str):
         self.cs = cs
@@ -90,11 +71,19 @@ class _State:
         self.method = method
         self.hpm = s.policies.hours_per_month
         self.slots = [t.id for t in s.time_slots]
+        self.slot_index = {t: j for j, t in enumerate(self.slots)}
         self.H = {t.id: hours_per_month_of_slot(t, self.hpm) for t in s.time_slots}
-        self.base_inst: dict[tuple, int] = defaultdict(int)  # (site, offer, tier) -> instances, all month
-        self.burst_inst: dict[tuple, int] = defaultdict(int)  # (site, offer, tier, slot)
-        self.gpus_used: dict[tuple, float] = defaultdict(float)  # (site, offer, tier, slot) -> GPUs of replicas
-        self.need: dict[tuple, float] = defaultdict(float)  # (w, site, offer, tier, slot) -> fractional replicas
+        self.pool_index: dict[tuple, int] = {}  # (site, offer, tier) -> its row in the pool arrays
+        pools: list[tuple[Candidate, str]] = []
+        for c in cs.triples:
+            for tier in self.tiers(c):
+                if (c.site, c.offer.id, tier) not in self.pool_index:
+                    self.pool_index[(c.site, c.offer.id, tier)] = len(pools)
+                    pools.append((c, tier))
+        self.base_inst = np.zeros(len(pools), dtype=np.int64)  # instances held all month (owned, bought, reserved)
+        self.burst_inst = np.zeros((len(pools), len(self.slots)), dtype=np.int64)  # on demand, per slot
+        self.gpus_used = np.zeros((len(pools), len(self.slots)))  # GPUs of replicas
+        self.pool_cost = _PoolCost(self, pools)
         self.reps: dict[tuple, int] = defaultdict(int)  # (w, site, offer, tier, slot) -> whole replicas
         self.serving: dict[tuple, float] = defaultdict(float)  # (w, class, site, offer, slot) -> rps
         self.routes: dict[tuple, float] = defaultdict(float)  # (w, user region, site, slot) -> share
@@ -102,119 +91,107 @@ class _State:
         self.quota_g: dict[tuple, float] = defaultdict(float)  # (site, accelerator, slot) -> GPUs of instances
         self.kw: dict[tuple, float] = defaultdict(float)  # (declared site, slot) -> facility kW
 
-    # ------------------------------------------------------------------ what an option costs
     def tiers(self, c: Candidate) -> list[str]:
         if self.method == "cloud-on-demand":
             return ["on_demand"] if "on_demand" in c.tiers and not self.res.sites[c.site].declared else []
         return [t for t in ("owned", "bought", "reserved", "on_demand") if t in c.tiers]
 
-    def options(self, cands: list[Candidate]) -> dict[str, list[_Option]]:
-        """The options of a workload's candidates by site, each site's in (offer, tier) order."""
-        out: dict[str, list[_Option]] = defaultdict(list)
-        for c in cands:
-            site = self.res.sites[c.site]
-            out[c.site].extend(_Option(c, tier, site, self.hpm) for tier in self.tiers(c))
-        for ops in out.values():
-            ops.sort(key=lambda op: (op.oid, op.tier))  # stable: candidates alike keep their order
-        return dict(out)
-
-    def _new_instances(self, op: _Option, t: str, gpus: float) -> int:
-        after = ceil_tol((self.gpus_used.get(op.pool + (t,), 0.0) + gpus) / op.o_gpus)
-        held = self.base_inst.get(op.pool, 0) if op.base else self.burst_inst.get(op.pool + (t,), 0)
-        return max(0, after - held)
-
-    def _fits(self, op: _Option, t: str, gpus: float, new: int) -> bool:
+    # ------------------------------------------------------------------ what a step costs
+    def _fits(self, c: Candidate, tier: str, t: str, gpus: float, new: int) -> bool:
         """Inventory, quota (every slot a month-long instance is held) and power after the step."""
-        o, sid, tier = op.c.offer, op.site, op.tier
+        o, sid = c.offer, c.site
         site = self.res.sites[sid]
-        if tier == "owned" and self.base_inst[(sid, o.id, tier)] + new > o.owned:
+        if tier == "owned" and self.base_inst[self.pool_index[(sid, o.id, tier)]] + new > o.owned:
             return False
-        if tier == "bought" and self.base_inst[(sid, o.id, tier)] + new > o.buyable:
+        if tier == "bought" and self.base_inst[self.pool_index[(sid, o.id, tier)]] + new > o.buyable:
             return False
         quota = site.quota_gpus.get(o.accelerator)
         if quota is not None and new:
-            for tt in (self.slots if op.base else [t]):
+            for tt in (self.slots if tier in BASE else [t]):
                 if self.quota_g[(sid, o.accelerator, tt)] + new * o.gpus > quota + TOL * max(1.0, quota):
                     return False
         if site.declared and site.power_budget_kw is not None:
+            f = gpu_kw_factor(site, o)
+            phi = site.idle_power_fraction
             for tt in self.slots:
-                kw = self.kw[(sid, tt)] + op.kw_idle * new * o.gpus + (op.kw_busy * gpus if tt == t else 0.0)
+                kw = self.kw[(sid, tt)] + f * phi * new * o.gpus + (f * (1 - phi) * gpus if tt == t else 0.0)
                 if kw > site.power_budget_kw * (1 + TOL):
                     return False
         return True
 
-    def _marginal(self, op: _Option, t: str, gpus: float, new: int) -> float:
-        """USD/month the step adds (instances, opening, electricity; egress is added by the caller)."""
-        usd = new * op.unit * op.price if op.base else new * op.unit * op.price * self.H[t]
-        if op.declared:
-            kwh = op.kw_busy * gpus * self.H[t] + op.kw_idle * new * op.o_gpus * self.hpm
-            usd += kwh * op.elec
-            if op.site not in self.open:
-                usd += op.fixed
-        return usd
+    def _first_fit(self, opts: _Options, t: str, order, gpus, new) -> int | None:
+        """The first option in ``order`` whose step keeps the limits."""
+        for i in order.tolist():
+            if self._fits(opts.cand[i], opts.tier[i], t, float(gpus[i]), int(new[i])):
+                return i
+        return None
 
-    def step(self, op: _Option, w: str, t: str, add: float) -> tuple[float, int, int]:
-        """(marginal USD/month, whole replicas added, new instances) of adding ``add`` fractional
-        replicas of w on ``op`` in slot t, limits aside."""
-        key = (w, op.site, op.oid, op.tier, t)
-        extra = max(0, ceil_tol(self.need.get(key, 0.0) + add) - self.reps.get(key, 0))
-        gpus = extra * op.shape_gpus
-        new = self._new_instances(op, t, gpus)
-        return self._marginal(op, t, gpus, new), extra, new
+    def _scan(self, opts: _Options, t: str, loads: dict[str, float], sites: set[str] | None,
+              egress: dict[str, float] | None):
+        """Every option's step of carrying ``loads`` (class -> rps) in slot t: (USD/month with
+        egress, fractional replicas, whole replicas and new instances added, GPUs of replicas
+        added, options that may take it: at ``sites`` (None: any) and running every loaded class)."""
+        j = self.slot_index[t]
+        add = opts.replicas(loads)
+        extra = np.maximum(0.0, ceil_tol_array(opts.need[:, j] + add) - opts.reps[:, j])
+        usd, new, gpus = self.pool_cost.step(opts.pool, opts.shape_gpus, t, extra)
+        usd = usd + opts.by_site(egress or {}, 0.0)
+        ok = ~np.isnan(add) & (True if sites is None else opts.by_site({s: True for s in sites}, False))
+        return usd, add, extra, new, gpus, np.flatnonzero(ok)
 
-    def commit(self, op: _Option, w: str, t: str, add: float, extra: int, new: int) -> None:
-        c, tier = op.c, op.tier
-        key = (w, c.site, c.offer.id, tier, t)
-        self.need[key] += add
-        self.reps[key] += extra
-        self.gpus_used[(c.site, c.offer.id, tier, t)] += extra * c.shape.gpus
+    def best(self, opts: _Options, t: str, loads: dict[str, float], sites: set[str] | None,
+             egress: dict[str, float] | None = None) -> tuple | None:
+        """The cheapest option at ``sites`` (None: any) that keeps the limits, ties by site, offer,
+        tier (the options' order): (USD/month with egress, option, (fractional replicas, whole
+        replicas, new instances) added)."""
+        usd, add, extra, new, gpus, idx = self._scan(opts, t, loads, sites, egress)
+        i = self._first_fit(opts, t, idx[np.argsort(usd[idx], kind="stable")], gpus, new)
+        return None if i is None else (float(usd[i]), i, (float(add[i]), int(extra[i]), int(new[i])))
+
+    def best_by_site(self, opts: _Options, t: str, loads: dict[str, float], sites: set[str],
+                     egress: dict[str, float]) -> dict[str, float]:
+        """The USD/month (with egress) of :meth:`best` at each one of ``sites`` that has an option."""
+        usd, _add, _extra, new, gpus, idx = self._scan(opts, t, loads, sites, egress)
+        order = idx[np.lexsort((usd[idx], opts.site_of[idx]))]  # by site, then cost, then the ties
+        starts = np.flatnonzero(np.diff(opts.site_of[order], prepend=-1))
+        out = {}
+        for a, b in zip(starts.tolist(), [*starts[1:].tolist(), len(order)], strict=True):
+            i = self._first_fit(opts, t, order[a:b], gpus, new)
+            if i is not None:
+                out[opts.cand[i].site] = float(usd[i])
+        return out
+
+    def commit(self, opts: _Options, i: int, w: str, t: str, add: float, extra: int, new: int) -> None:
+        c, tier, p, j = opts.cand[i], opts.tier[i], opts.pool[i], self.slot_index[t]
+        opts.need[i, j] += add
+        opts.reps[i, j] += extra
+        self.reps[(w, c.site, c.offer.id, tier, t)] += extra
+        self.gpus_used[p, j] += extra * c.shape.gpus
         if tier in BASE:
-            self.base_inst[(c.site, c.offer.id, tier)] += new
+            self.base_inst[p] += new
         else:
-            self.burst_inst[(c.site, c.offer.id, tier, t)] += new
+            self.burst_inst[p, j] += new
         o, site = c.offer, self.res.sites[c.site]
         for tt in (self.slots if tier in BASE else [t]):
             self.quota_g[(c.site, o.accelerator, tt)] += new * o.gpus
         if site.declared:
+            f = gpu_kw_factor(site, o)
+            phi = site.idle_power_fraction
             for tt in self.slots:
-                self.kw[(c.site, tt)] += op.kw_idle * new * o.gpus if tier in ("owned", "bought") else 0.0
-            self.kw[(c.site, t)] += op.kw_busy * extra * c.shape.gpus
+                self.kw[(c.site, tt)] += f * phi * new * o.gpus if tier in ("owned", "bought") else 0.0
+            self.kw[(c.site, t)] += f * (1 - phi) * extra * c.shape.gpus
         if self.res.sites[c.site].declared and (extra or new):
             self.open.add(c.site)
-
-    def best(self, opts: dict[str, list[_Option]], w: str, t: str, loads: dict[str, float], sites: set[str] | None,
-             egress: dict[str, float] | None = None) -> tuple | None:
-        """The cheapest option among ``opts`` at ``sites`` (None: any) that keeps the limits, ties by
-        site, offer, tier: (USD/month with egress, option, (fractional replicas, whole replicas, new
-        instances) added). Options are scanned in the order of the ties, so the first strictly
-        cheaper one wins; the limits are checked only for an option cheaper than the best so far."""
-        adds: dict[int, float | None] = {}  # per rates table (candidates alike share one)
-        out = None
-        for sid in sorted(opts.keys() if sites is None else opts.keys() & sites):
-            eg = (egress or {}).get(sid, 0.0)
-            for op in opts[sid]:
-                rid = id(op.rps)
-                if rid not in adds:
-                    adds[rid] = _replicas(op.rps, loads)
-                add = adds[rid]
-                if add is None:
-                    continue
-                usd, extra, new = self.step(op, w, t, add)
-                usd += eg
-                if out is not None and not usd < out[0]:
-                    continue
-                if self._fits(op, t, extra * op.shape_gpus, new):
-                    out = (usd, op, (add, extra, new))
-        return out
+            self.pool_cost.closed[self.pool_cost.site_rows[c.site]] = False
 
     def place(self, opts, w, t, loads, sites, egress=None, what: str = "") -> tuple[str, str]:
         """Put ``loads`` on the cheapest option; return its (site, offer)."""
-        got = self.best(opts, w, t, loads, sites, egress)
+        got = self.best(opts, t, loads, sites, egress)
         if got is None:
             raise NoOption(f"{self.method}: no option for {w} {what} in slot {t} within inventory, quotas and power")
-        _usd, op, (add, extra, new) = got
-        self.commit(op, w, t, add, extra, new)
-        return op.site, op.oid
+        _usd, i, (add, extra, new) = got
+        self.commit(opts, i, w, t, add, extra, new)
+        return opts.cand[i].site, opts.cand[i].offer.id
 
     def serve(self, w: str, so: tuple[str, str], t: str, loads: dict[str, float], share: float = 1.0) -> None:
         """Record the served rps of a load placed on offer ``so`` = (site, offer) (its pool was
@@ -222,6 +199,81 @@ class _State:
         for k, x in loads.items():
             if x > 0:
                 self.serving[(w, k, so[0], so[1], t)] += x * share
+
+
+class _PoolCost:
+    """What a step costs at each pool (site, offer, tier): its prices, power and opening cost."""
+
+    def __init__(self, st: _State, pools: list[tuple[Candidate, str]]):
+        rows = []
+        for c, tier in pools:
+            o, site = c.offer, st.res.sites[c.site]
+            f = gpu_kw_factor(site, o) if site.declared else 0.0
+            phi = site.idle_power_fraction
+            # a new instance costs unit x price USD/month (on demand: per hour of the slot; bought: per GPU)
+            unit, price = (o.gpus, o.buy_usd_per_gpu_month) if tier == "bought" else (1, c.unit_price(tier, st.hpm))
+            rows.append((tier in BASE, o.gpus, unit, price, site.declared, f * (1 - phi), f * phi,
+                         site.electricity_usd_per_kwh if site.declared else 0.0, site.fixed_usd_per_month or 0.0))
+        cols = list(zip(*rows, strict=True)) if rows else [()] * 9
+        self.st = st
+        self.base = np.array(cols[0], dtype=bool)  # held all month
+        self.o_gpus, self.unit, self.price = (np.array(x, dtype=float) for x in cols[1:4])
+        self.declared = np.array(cols[4], dtype=bool)
+        # facility kW per GPU in use above idle, and per GPU of an instance held (declared sites)
+        self.kw_busy, self.kw_idle, self.elec, self.fixed = (np.array(x, dtype=float) for x in cols[5:])
+        self.closed = self.declared.copy()  # a declared site not open yet: its fixed cost comes with a step
+        self.site_rows: dict[str, list[int]] = defaultdict(list)
+        for p, (c, _tier) in enumerate(pools):
+            self.site_rows[c.site].append(p)
+
+    def step(self, pool: np.ndarray, shape_gpus: np.ndarray, t: str, extra: np.ndarray):
+        """(marginal USD/month, new instances, GPUs added) of ``extra`` whole replicas of
+        ``shape_gpus`` GPUs at each of ``pool`` in slot t: new instances (reserved, owned and
+        bought are held all month), the site's fixed cost if it opens, the electricity of the
+        added GPUs (egress is added by the caller)."""
+        st, j, H = self.st, self.st.slot_index[t], self.st.H[t]
+        gpus = extra * shape_gpus
+        after = ceil_tol_array((st.gpus_used[pool, j] + gpus) / self.o_gpus[pool])
+        base = self.base[pool]
+        new = np.maximum(0.0, after - np.where(base, st.base_inst[pool], st.burst_inst[pool, j]))
+        inst = new * self.unit[pool] * self.price[pool]
+        usd = np.where(base, inst, inst * H)
+        kwh = self.kw_busy[pool] * gpus * H + self.kw_idle[pool] * new * self.o_gpus[pool] * st.hpm
+        usd = np.where(self.declared[pool], usd + kwh * self.elec[pool], usd)
+        return np.where(self.closed[pool], usd + self.fixed[pool], usd), new, gpus
+
+
+class _Options:
+    """The options (candidate, tier) of one workload, in the order of the ties (site, offer,
+    tier), with the fractional and whole replicas each holds per slot so far."""
+
+    def __init__(self, st: _State, cands: list[Candidate]):
+        rows = sorted(((c.site, c.offer.id, tier), c, tier) for c in cands for tier in st.tiers(c))
+        self.cand = [c for _key, c, _tier in rows]
+        self.tier = [tier for _key, _c, tier in rows]
+        self.sites = sorted({c.site for c in self.cand})
+        at = {sid: n for n, sid in enumerate(self.sites)}
+        self.site_of = np.array([at[c.site] for c in self.cand], dtype=np.int64)
+        self.pool = np.array([st.pool_index[key] for key, _c, _tier in rows], dtype=np.int64)
+        self.shape_gpus = np.array([c.shape.gpus for c in self.cand], dtype=float)
+        self.rates: list[dict] = []  # the rates tables (candidates alike share one)
+        seen: dict[int, int] = {}
+        for c in self.cand:
+            if id(c.rps) not in seen:
+                seen[id(c.rps)] = len(self.rates)
+                self.rates.append(c.rps)
+        self.rate_of = np.array([seen[id(c.rps)] for c in self.cand], dtype=np.int64)
+        self.need = np.zeros((len(rows), len(st.slots)))
+        self.reps = np.zeros((len(rows), len(st.slots)))
+
+    def replicas(self, loads: dict[str, float]) -> np.ndarray:
+        """Fractional replicas of each option that carry ``loads`` (NaN: a loaded class cannot run)."""
+        per = [_replicas(r, loads) for r in self.rates]
+        return np.array([np.nan if x is None else x for x in per], dtype=float)[self.rate_of]
+
+    def by_site(self, values: dict[str, object], default) -> np.ndarray:
+        """A value per option from a value per site."""
+        return np.array([values.get(sid, default) for sid in self.sites])[self.site_of]
 
 
 def _replicas(rps: dict, loads: dict[str, float]) -> float | None:
@@ -277,7 +329,7 @@ def _run(cs: CandidateSet, st: _State) -> None:
         if not cands:
             raise NoOption(f"{st.method}: workload {w.id} has no candidate (site, offer) this method may use",
                            structural)
-        opts = st.options(cands)
+        opts = _Options(st, cands)
         wl = cs.loads[w.id]
         prot = {lc.key for lc in protected_classes(res, cs.loads, w.id)}
         used: set[str] = set()
@@ -334,7 +386,7 @@ def _failover_sites(cs: CandidateSet, w: str, u: str, plow: dict[str, float]) ->
     return out or set()
 
 
-def _spread(cs, st: _State, opts: dict[str, list[_Option]], w: str, u: str, t: str, loads: dict, plow: dict, allowed: set, fo: set,
+def _spread(cs, st: _State, opts: _Options, w: str, u: str, t: str, loads: dict, plow: dict, allowed: set, fo: set,
             egress: dict) -> set[str]:
     """Protected load of (u, t) over k sites: 1/k of the traffic each, capacity for 1/(k-1) of the
     protected load at each (plus its share of the unprotected classes)."""
@@ -345,15 +397,11 @@ def _spread(cs, st: _State, opts: dict[str, list[_Option]], w: str, u: str, t: s
             break
         # rank sites by the cost of carrying 1/(k-1) of the load alone, pick the k cheapest
         per = {kk: x / (k - 1) if kk in plow else x / k for kk, x in loads.items()}
-        ranked = []
-        for sid in sites:
-            got = st.best(opts, w, t, per, {sid}, egress)
-            if got is not None:
-                ranked.append((got[0], sid))
+        ranked = [(usd, sid) for sid, usd in st.best_by_site(opts, t, per, set(sites), egress).items()]
         if len(ranked) < k:
             continue
         ranked.sort()
-        total = sum(r[0] for r in ranked[:k])
+        total = sum(usd for usd, _sid in ranked[:k])
         if best is None or total < best[0] - 1e-9:
             best = (total, k, [sid for _r, sid in ranked[:k]])
     if best is None:
@@ -367,25 +415,18 @@ def _spread(cs, st: _State, opts: dict[str, list[_Option]], w: str, u: str, t: s
     return set(chosen)
 
 
-def _min_sites(cs: CandidateSet, st: _State, opts: dict[str, list[_Option]], w, used: set[str]) -> None:
+def _min_sites(cs: CandidateSet, st: _State, opts: _Options, w, used: set[str]) -> None:
     """One replica at each next cheapest further site (ties by site, offer, tier) in w's peak slot."""
     wl = cs.loads[w.id]
     t = max(st.slots, key=lambda x: (wl.peak(x) if not w.is_batch else 0.0, x == (wl.batch_slots or [x])[0]))
     while len(used) < w.redundancy.min_sites:
-        got = None
-        for sid in sorted(opts.keys() - used):
-            for op in opts[sid]:
-                new = st._new_instances(op, t, op.shape_gpus)
-                if not st._fits(op, t, op.shape_gpus, new):
-                    continue
-                usd = st._marginal(op, t, op.shape_gpus, new)
-                if got is None or usd < got[0]:
-                    got = (usd, op, new)
-        if got is None:
+        usd, new, gpus = st.pool_cost.step(opts.pool, opts.shape_gpus, t, np.ones(len(opts.cand)))
+        idx = np.flatnonzero(~opts.by_site({sid: True for sid in used}, False))
+        i = st._first_fit(opts, t, idx[np.argsort(usd[idx], kind="stable")], gpus, new)
+        if i is None:
             raise NoOption(f"{st.method}: {w.id} cannot reach min_sites {w.redundancy.min_sites}")
-        _usd, op, new = got
-        st.commit(op, w.id, t, 0.0, 1, new)
-        used.add(op.site)
+        st.commit(opts, i, w.id, t, 0.0, 1, int(new[i]))
+        used.add(opts.cand[i].site)
 
 
 def _plan(cs: CandidateSet, st: _State) -> Plan:
@@ -394,10 +435,11 @@ def _plan(cs: CandidateSet, st: _State) -> Plan:
     reps = [{"workload": w, "site": sid, "offer": oid, "tier": tau, "slot": t, "replicas": float(n),
              "gpus": float(n * cand[(w, sid, oid)].shape.gpus)}
             for (w, sid, oid, tau, t), n in sorted(st.reps.items()) if n > 0]
-    instances = [{"site": sid, "offer": oid, "tier": tau, "slot": None, "count": n}
-                 for (sid, oid, tau), n in sorted(st.base_inst.items()) if n > 0]
-    instances += [{"site": sid, "offer": oid, "tier": tau, "slot": t, "count": n}
-                  for (sid, oid, tau, t), n in sorted(st.burst_inst.items()) if n > 0]
+    pools = sorted(st.pool_index.items())
+    instances = [{"site": sid, "offer": oid, "tier": tau, "slot": None, "count": int(st.base_inst[p])}
+                 for (sid, oid, tau), p in pools if st.base_inst[p] > 0]
+    instances += [{"site": sid, "offer": oid, "tier": tau, "slot": t, "count": int(st.burst_inst[p, j])}
+                  for (sid, oid, tau), p in pools for j, t in enumerate(st.slots) if st.burst_inst[p, j] > 0]
     serving = [{"workload": w, "class": k, "site": sid, "offer": oid, "slot": t, "rps": x}
                for (w, k, sid, oid, t), x in sorted(st.serving.items()) if x > 0]
     routes = [{"workload": w, "user_region": u, "site": sid, "slot": t, "share": x}
