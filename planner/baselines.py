@@ -75,15 +75,22 @@ class _State:
         self.H = {t.id: hours_per_month_of_slot(t, self.hpm) for t in s.time_slots}
         self.pool_index: dict[tuple, int] = {}  # (site, offer, tier) -> its row in the pool arrays
         pools: list[tuple[Candidate, str]] = []
+        self.options_of: dict[str, list[tuple]] = defaultdict(list)  # w -> ((site, offer, tier), candidate, tier)
         for c in cs.triples:
             for tier in self.tiers(c):
-                if (c.site, c.offer.id, tier) not in self.pool_index:
-                    self.pool_index[(c.site, c.offer.id, tier)] = len(pools)
+                key = (c.site, c.offer.id, tier)
+                if key not in self.pool_index:
+                    self.pool_index[key] = len(pools)
                     pools.append((c, tier))
+                self.options_of[c.workload].append((key, c, tier))
         self.base_inst = np.zeros(len(pools), dtype=np.int64)  # instances held all month (owned, bought, reserved)
         self.burst_inst = np.zeros((len(pools), len(self.slots)), dtype=np.int64)  # on demand, per slot
         self.gpus_used = np.zeros((len(pools), len(self.slots)))  # GPUs of replicas
-        self.pool_cost = _PoolCost(self, pools)
+        self.costs = _Costs(self, pools)
+        self.closed = self.costs.declared.copy()  # declared sites not open yet: a step there adds the fixed cost
+        self.site_pools: dict[str, list[int]] = defaultdict(list)
+        for p, (c, _tier) in enumerate(pools):
+            self.site_pools[c.site].append(p)
         self.reps: dict[tuple, int] = defaultdict(int)  # (w, site, offer, tier, slot) -> whole replicas
         self.serving: dict[tuple, float] = defaultdict(float)  # (w, class, site, offer, slot) -> rps
         self.routes: dict[tuple, float] = defaultdict(float)  # (w, user region, site, slot) -> share
@@ -127,20 +134,21 @@ class _State:
         return None
 
     def _scan(self, opts: _Options, t: str, loads: dict[str, float], sites: set[str] | None,
-              egress: dict[str, float] | None):
+              egress: np.ndarray | None):
         """Every option's step of carrying ``loads`` (class -> rps) in slot t: (USD/month with
         egress, fractional replicas, whole replicas and new instances added, GPUs of replicas
         added, options that may take it: at ``sites`` (None: any) and running every loaded class)."""
         j = self.slot_index[t]
         add = opts.replicas(loads)
         extra = np.maximum(0.0, ceil_tol_array(opts.need[:, j] + add) - opts.reps[:, j])
-        usd, new, gpus = self.pool_cost.step(opts.pool, opts.shape_gpus, t, extra)
-        usd = usd + opts.by_site(egress or {}, 0.0)
+        usd, new, gpus = opts.costs.step(self, t, extra, opts.shape_gpus)
+        if egress is not None:
+            usd = usd + egress
         ok = ~np.isnan(add) & (True if sites is None else opts.by_site({s: True for s in sites}, False))
         return usd, add, extra, new, gpus, np.flatnonzero(ok)
 
     def best(self, opts: _Options, t: str, loads: dict[str, float], sites: set[str] | None,
-             egress: dict[str, float] | None = None) -> tuple | None:
+             egress: np.ndarray | None = None) -> tuple | None:
         """The cheapest option at ``sites`` (None: any) that keeps the limits, ties by site, offer,
         tier (the options' order): (USD/month with egress, option, (fractional replicas, whole
         replicas, new instances) added)."""
@@ -148,21 +156,29 @@ class _State:
         i = self._first_fit(opts, t, idx[np.argsort(usd[idx], kind="stable")], gpus, new)
         return None if i is None else (float(usd[i]), i, (float(add[i]), int(extra[i]), int(new[i])))
 
-    def best_by_site(self, opts: _Options, t: str, loads: dict[str, float], sites: set[str],
-                     egress: dict[str, float]) -> dict[str, float]:
-        """The USD/month (with egress) of :meth:`best` at each one of ``sites`` that has an option."""
+    def cheapest_sites(self, opts: _Options, t: str, loads: dict[str, float], sites: set[str],
+                       egress: np.ndarray, k: int) -> list[tuple[float, str]]:
+        """The k cheapest of ``sites`` to carry ``loads`` alone, by (USD/month with egress of
+        :meth:`best` at the site, site): sorted (USD/month, site), fewer when fewer sites have an
+        option that keeps the limits. Sites are tried in order of their cheapest option, limits
+        aside (a lower bound of what they cost); the scan stops at one that cannot beat the k-th."""
         usd, _add, _extra, new, gpus, idx = self._scan(opts, t, loads, sites, egress)
         order = idx[np.lexsort((usd[idx], opts.site_of[idx]))]  # by site, then cost, then the ties
         starts = np.flatnonzero(np.diff(opts.site_of[order], prepend=-1))
-        out = {}
-        for a, b in zip(starts.tolist(), [*starts[1:].tolist(), len(order)], strict=True):
-            i = self._first_fit(opts, t, order[a:b], gpus, new)
+        stops = [*starts[1:].tolist(), len(order)]
+        lows = usd[order[starts]]  # each site's cheapest option
+        out: list[tuple[float, str]] = []
+        for g in np.lexsort((opts.site_of[order[starts]], lows)).tolist():
+            sid = opts.sites[opts.site_of[order[starts[g]]]]
+            if len(out) >= k and (float(lows[g]), sid) > out[k - 1]:
+                break
+            i = self._first_fit(opts, t, order[starts[g]:stops[g]], gpus, new)
             if i is not None:
-                out[opts.cand[i].site] = float(usd[i])
-        return out
+                out = sorted([*out, (float(usd[i]), sid)])
+        return out[:k]
 
     def commit(self, opts: _Options, i: int, w: str, t: str, add: float, extra: int, new: int) -> None:
-        c, tier, p, j = opts.cand[i], opts.tier[i], opts.pool[i], self.slot_index[t]
+        c, tier, p, j = opts.cand[i], opts.tier[i], opts.costs.pool[i], self.slot_index[t]
         opts.need[i, j] += add
         opts.reps[i, j] += extra
         self.reps[(w, c.site, c.offer.id, tier, t)] += extra
@@ -182,7 +198,7 @@ class _State:
             self.kw[(c.site, t)] += f * (1 - phi) * extra * c.shape.gpus
         if self.res.sites[c.site].declared and (extra or new):
             self.open.add(c.site)
-            self.pool_cost.closed[self.pool_cost.site_rows[c.site]] = False
+            self.closed[self.site_pools[c.site]] = False
 
     def place(self, opts, w, t, loads, sites, egress=None, what: str = "") -> tuple[str, str]:
         """Put ``loads`` on the cheapest option; return its (site, offer)."""
@@ -201,8 +217,8 @@ class _State:
                 self.serving[(w, k, so[0], so[1], t)] += x * share
 
 
-class _PoolCost:
-    """What a step costs at each pool (site, offer, tier): its prices, power and opening cost."""
+class _Costs:
+    """What a step costs at each of a list of pools (site, offer, tier): prices, power, opening."""
 
     def __init__(self, st: _State, pools: list[tuple[Candidate, str]]):
         rows = []
@@ -215,73 +231,72 @@ class _PoolCost:
             rows.append((tier in BASE, o.gpus, unit, price, site.declared, f * (1 - phi), f * phi,
                          site.electricity_usd_per_kwh if site.declared else 0.0, site.fixed_usd_per_month or 0.0))
         cols = list(zip(*rows, strict=True)) if rows else [()] * 9
-        self.st = st
+        self.pool = np.arange(len(pools))  # the rows of the state arrays
         self.base = np.array(cols[0], dtype=bool)  # held all month
         self.o_gpus, self.unit, self.price = (np.array(x, dtype=float) for x in cols[1:4])
         self.declared = np.array(cols[4], dtype=bool)
         # facility kW per GPU in use above idle, and per GPU of an instance held (declared sites)
         self.kw_busy, self.kw_idle, self.elec, self.fixed = (np.array(x, dtype=float) for x in cols[5:])
-        self.closed = self.declared.copy()  # a declared site not open yet: its fixed cost comes with a step
-        self.site_rows: dict[str, list[int]] = defaultdict(list)
-        for p, (c, _tier) in enumerate(pools):
-            self.site_rows[c.site].append(p)
 
-    def step(self, pool: np.ndarray, shape_gpus: np.ndarray, t: str, extra: np.ndarray):
+    def take(self, pool: np.ndarray) -> _Costs:
+        """The costs at the pools ``pool`` (rows of these)."""
+        out = object.__new__(_Costs)
+        for name, x in vars(self).items():
+            setattr(out, name, x[pool])
+        return out
+
+    def step(self, st: _State, t: str, extra: np.ndarray, shape_gpus: np.ndarray):
         """(marginal USD/month, new instances, GPUs added) of ``extra`` whole replicas of
-        ``shape_gpus`` GPUs at each of ``pool`` in slot t: new instances (reserved, owned and
-        bought are held all month), the site's fixed cost if it opens, the electricity of the
-        added GPUs (egress is added by the caller)."""
-        st, j, H = self.st, self.st.slot_index[t], self.st.H[t]
+        ``shape_gpus`` GPUs at each pool in slot t: new instances (reserved, owned and bought are
+        held all month), the site's fixed cost if it opens, the electricity of the added GPUs
+        (egress is added by the caller)."""
+        j, H, pool = st.slot_index[t], st.H[t], self.pool
         gpus = extra * shape_gpus
-        after = ceil_tol_array((st.gpus_used[pool, j] + gpus) / self.o_gpus[pool])
-        base = self.base[pool]
-        new = np.maximum(0.0, after - np.where(base, st.base_inst[pool], st.burst_inst[pool, j]))
-        inst = new * self.unit[pool] * self.price[pool]
-        usd = np.where(base, inst, inst * H)
-        kwh = self.kw_busy[pool] * gpus * H + self.kw_idle[pool] * new * self.o_gpus[pool] * st.hpm
-        usd = np.where(self.declared[pool], usd + kwh * self.elec[pool], usd)
-        return np.where(self.closed[pool], usd + self.fixed[pool], usd), new, gpus
+        after = ceil_tol_array((st.gpus_used[pool, j] + gpus) / self.o_gpus)
+        new = np.maximum(0.0, after - np.where(self.base, st.base_inst[pool], st.burst_inst[pool, j]))
+        inst = new * self.unit * self.price
+        usd = np.where(self.base, inst, inst * H)
+        kwh = self.kw_busy * gpus * H + self.kw_idle * new * self.o_gpus * st.hpm
+        usd = np.where(self.declared, usd + kwh * self.elec, usd)
+        return np.where(st.closed[pool], usd + self.fixed, usd), new, gpus
 
 
 class _Options:
     """The options (candidate, tier) of one workload, in the order of the ties (site, offer,
     tier), with the fractional and whole replicas each holds per slot so far."""
 
-    def __init__(self, st: _State, cands: list[Candidate]):
-        rows = sorted(((c.site, c.offer.id, tier), c, tier) for c in cands for tier in st.tiers(c))
+    def __init__(self, st: _State, rows: list[tuple]):
+        rows = sorted(rows, key=lambda r: r[0])
         self.cand = [c for _key, c, _tier in rows]
         self.tier = [tier for _key, _c, tier in rows]
         self.sites = sorted({c.site for c in self.cand})
-        at = {sid: n for n, sid in enumerate(self.sites)}
-        self.site_of = np.array([at[c.site] for c in self.cand], dtype=np.int64)
-        self.pool = np.array([st.pool_index[key] for key, _c, _tier in rows], dtype=np.int64)
+        self.at = {sid: n for n, sid in enumerate(self.sites)}
+        self.site_of = np.array([self.at[c.site] for c in self.cand], dtype=np.int64)
+        self.costs = st.costs.take(np.array([st.pool_index[key] for key, _c, _tier in rows], dtype=np.int64))
         self.shape_gpus = np.array([c.shape.gpus for c in self.cand], dtype=float)
-        self.rates: list[dict] = []  # the rates tables (candidates alike share one)
-        seen: dict[int, int] = {}
-        for c in self.cand:
-            if id(c.rps) not in seen:
-                seen[id(c.rps)] = len(self.rates)
-                self.rates.append(c.rps)
-        self.rate_of = np.array([seen[id(c.rps)] for c in self.cand], dtype=np.int64)
+        self.rates: dict[str, np.ndarray] = {}  # class -> rps per replica of each option
         self.need = np.zeros((len(rows), len(st.slots)))
         self.reps = np.zeros((len(rows), len(st.slots)))
 
     def replicas(self, loads: dict[str, float]) -> np.ndarray:
-        """Fractional replicas of each option that carry ``loads`` (NaN: a loaded class cannot run)."""
-        per = [_replicas(r, loads) for r in self.rates]
-        return np.array([np.nan if x is None else x for x in per], dtype=float)[self.rate_of]
+        """Fractional replicas of each option that carry ``loads`` (class -> rps), summed class by
+        class in their order; NaN where a loaded class cannot run."""
+        add = np.zeros(len(self.cand))
+        for k, x in loads.items():
+            if x > 0:
+                if k not in self.rates:
+                    self.rates[k] = np.array([c.rps[k].rps for c in self.cand], dtype=float)
+                r = self.rates[k]
+                add = add + np.divide(x, r, out=np.full(len(r), np.nan), where=r > 0)
+        return add
 
     def by_site(self, values: dict[str, object], default) -> np.ndarray:
         """A value per option from a value per site."""
-        return np.array([values.get(sid, default) for sid in self.sites])[self.site_of]
-
-
-def _replicas(rps: dict, loads: dict[str, float]) -> float | None:
-    """Fractional replicas that carry ``loads`` (class -> rps) at rates ``rps``; None when a loaded
-    class cannot run there."""
-    if any(x > 0 and rps[k].rps <= 0 for k, x in loads.items()):
-        return None
-    return sum(x / rps[k].rps for k, x in loads.items() if x > 0)
+        per_site = np.full(len(self.sites), default)
+        at = [(self.at[sid], v) for sid, v in values.items() if sid in self.at]
+        if at:
+            per_site[[n for n, _v in at]] = [v for _n, v in at]
+        return per_site[self.site_of]
 
 
 # ---------------------------------------------------------------------------- the rules
@@ -321,15 +336,14 @@ def build_plan(cs: CandidateSet, method: str) -> Plan:
 def _run(cs: CandidateSet, st: _State) -> None:
     res = cs.res
     s = res.scenario
-    by_w = cs.by_workload()
     order = sorted(s.workloads, key=lambda w: (-_demand(cs, w), w.id))
     structural = st.method == "cloud-on-demand"
     for w in order:
-        cands = [c for c in by_w[w.id] if st.tiers(c)]
-        if not cands:
+        rows = st.options_of.get(w.id)
+        if not rows:
             raise NoOption(f"{st.method}: workload {w.id} has no candidate (site, offer) this method may use",
                            structural)
-        opts = _Options(st, cands)
+        opts = _Options(st, rows)
         wl = cs.loads[w.id]
         prot = {lc.key for lc in protected_classes(res, cs.loads, w.id)}
         used: set[str] = set()
@@ -347,7 +361,7 @@ def _run(cs: CandidateSet, st: _State) -> None:
                     allowed = set(cs.routes[w.id][u])
                     if not allowed:
                         raise NoOption(f"{st.method}: users of {w.id} in {u} reach no site", True)
-                    egress = _egress(cs, st, w.id, u, t, allowed)
+                    egress = _egress(cs, opts, w.id, u, t, allowed)
                     plow = {k: x for k, x in loads.items() if k in prot and x > 0}
                     if not any(x > 0 for x in loads.values()):
                         site = min(allowed & used) if allowed & used else min(allowed)
@@ -372,9 +386,10 @@ def _run(cs: CandidateSet, st: _State) -> None:
             _min_sites(cs, st, opts, w, used)
 
 
-def _egress(cs: CandidateSet, st: _State, w: str, u: str, t: str, sites: set[str]) -> dict[str, float]:
+def _egress(cs: CandidateSet, opts: _Options, w: str, u: str, t: str, sites: set[str]) -> np.ndarray:
+    """USD/month of the response egress of (w, u, t) from each option's site (0 outside ``sites``)."""
     gb = response_gb(cs.res, cs.loads, w, u, t)
-    return {sid: gb * cs.res.sites[sid].internet_egress_usd_per_gb for sid in sites}
+    return opts.by_site({sid: gb * cs.res.sites[sid].internet_egress_usd_per_gb for sid in sites}, 0.0)
 
 
 def _failover_sites(cs: CandidateSet, w: str, u: str, plow: dict[str, float]) -> set[str]:
@@ -387,7 +402,7 @@ def _failover_sites(cs: CandidateSet, w: str, u: str, plow: dict[str, float]) ->
 
 
 def _spread(cs, st: _State, opts: _Options, w: str, u: str, t: str, loads: dict, plow: dict, allowed: set, fo: set,
-            egress: dict) -> set[str]:
+            egress: np.ndarray) -> set[str]:
     """Protected load of (u, t) over k sites: 1/k of the traffic each, capacity for 1/(k-1) of the
     protected load at each (plus its share of the unprotected classes)."""
     sites = sorted(allowed & fo)
@@ -397,13 +412,12 @@ def _spread(cs, st: _State, opts: _Options, w: str, u: str, t: str, loads: dict,
             break
         # rank sites by the cost of carrying 1/(k-1) of the load alone, pick the k cheapest
         per = {kk: x / (k - 1) if kk in plow else x / k for kk, x in loads.items()}
-        ranked = [(usd, sid) for sid, usd in st.best_by_site(opts, t, per, set(sites), egress).items()]
+        ranked = st.cheapest_sites(opts, t, per, set(sites), egress, k)
         if len(ranked) < k:
             continue
-        ranked.sort()
-        total = sum(usd for usd, _sid in ranked[:k])
+        total = sum(usd for usd, _sid in ranked)
         if best is None or total < best[0] - 1e-9:
-            best = (total, k, [sid for _r, sid in ranked[:k]])
+            best = (total, k, [sid for _usd, sid in ranked])
     if best is None:
         raise NoOption(f"{st.method}: {w} users in {u} cannot be spread over 2+ sites in slot {t}", False)
     _total, k, chosen = best
@@ -420,7 +434,7 @@ def _min_sites(cs: CandidateSet, st: _State, opts: _Options, w, used: set[str]) 
     wl = cs.loads[w.id]
     t = max(st.slots, key=lambda x: (wl.peak(x) if not w.is_batch else 0.0, x == (wl.batch_slots or [x])[0]))
     while len(used) < w.redundancy.min_sites:
-        usd, new, gpus = st.pool_cost.step(opts.pool, opts.shape_gpus, t, np.ones(len(opts.cand)))
+        usd, new, gpus = opts.costs.step(st, t, np.ones(len(opts.cand)), opts.shape_gpus)
         idx = np.flatnonzero(~opts.by_site({sid: True for sid in used}, False))
         i = st._first_fit(opts, t, idx[np.argsort(usd[idx], kind="stable")], gpus, new)
         if i is None:
