@@ -76,8 +76,12 @@ class _State:
         self.pool_index: dict[tuple, int] = {}  # (site, offer, tier) -> its row in the pool arrays
         pools: list[tuple[Candidate, str]] = []
         self.options_of: dict[str, list[tuple]] = defaultdict(list)  # w -> ((site, offer, tier), candidate, tier)
+        tiers_of: dict[tuple, list[str]] = {}  # candidates alike share their tiers
         for c in cs.triples:
-            for tier in self.tiers(c):
+            alike = (id(c.tiers), res.sites[c.site].declared)
+            if alike not in tiers_of:
+                tiers_of[alike] = self.tiers(c)
+            for tier in tiers_of[alike]:
                 key = (c.site, c.offer.id, tier)
                 if key not in self.pool_index:
                     self.pool_index[key] = len(pools)
