@@ -73,20 +73,14 @@ class _State:
         self.slots = [t.id for t in s.time_slots]
         self.slot_index = {t: j for j, t in enumerate(self.slots)}
         self.H = {t.id: hours_per_month_of_slot(t, self.hpm) for t in s.time_slots}
+        self._tiers: dict[tuple, list[str]] = {}  # candidates alike share their tiers
         self.pool_index: dict[tuple, int] = {}  # (site, offer, tier) -> its row in the pool arrays
         pools: list[tuple[Candidate, str]] = []
-        self.options_of: dict[str, list[tuple]] = defaultdict(list)  # w -> ((site, offer, tier), candidate, tier)
-        tiers_of: dict[tuple, list[str]] = {}  # candidates alike share their tiers
         for c in cs.triples:
-            alike = (id(c.tiers), res.sites[c.site].declared)
-            if alike not in tiers_of:
-                tiers_of[alike] = self.tiers(c)
-            for tier in tiers_of[alike]:
-                key = (c.site, c.offer.id, tier)
-                if key not in self.pool_index:
-                    self.pool_index[key] = len(pools)
+            for tier in self.tiers(c):
+                if (c.site, c.offer.id, tier) not in self.pool_index:
+                    self.pool_index[(c.site, c.offer.id, tier)] = len(pools)
                     pools.append((c, tier))
-                self.options_of[c.workload].append((key, c, tier))
         self.base_inst = np.zeros(len(pools), dtype=np.int64)  # instances held all month (owned, bought, reserved)
         self.burst_inst = np.zeros((len(pools), len(self.slots)), dtype=np.int64)  # on demand, per slot
         self.gpus_used = np.zeros((len(pools), len(self.slots)))  # GPUs of replicas
@@ -103,9 +97,13 @@ class _State:
         self.kw: dict[tuple, float] = defaultdict(float)  # (declared site, slot) -> facility kW
 
     def tiers(self, c: Candidate) -> list[str]:
-        if self.method == "cloud-on-demand":
-            return ["on_demand"] if "on_demand" in c.tiers and not self.res.sites[c.site].declared else []
-        return [t for t in ("owned", "bought", "reserved", "on_demand") if t in c.tiers]
+        alike = (id(c.tiers), self.res.sites[c.site].declared)
+        if alike not in self._tiers:
+            if self.method == "cloud-on-demand":
+                self._tiers[alike] = ["on_demand"] if "on_demand" in c.tiers and not alike[1] else []
+            else:
+                self._tiers[alike] = [t for t in ("owned", "bought", "reserved", "on_demand") if t in c.tiers]
+        return self._tiers[alike]
 
     # ------------------------------------------------------------------ what a step costs
     def _fits(self, c: Candidate, tier: str, t: str, gpus: float, new: int) -> bool:
@@ -269,8 +267,9 @@ class _Options:
     """The options (candidate, tier) of one workload, in the order of the ties (site, offer,
     tier), with the fractional and whole replicas each holds per slot so far."""
 
-    def __init__(self, st: _State, rows: list[tuple]):
-        rows = sorted(rows, key=lambda r: r[0])
+    def __init__(self, st: _State, cands: list[Candidate]):
+        rows = sorted((((c.site, c.offer.id, tier), c, tier) for c in cands for tier in st.tiers(c)),
+                      key=lambda r: r[0])  # stable: candidates alike (if any) keep their order
         self.cand = [c for _key, c, _tier in rows]
         self.tier = [tier for _key, _c, tier in rows]
         self.sites = sorted({c.site for c in self.cand})
@@ -340,14 +339,15 @@ def build_plan(cs: CandidateSet, method: str) -> Plan:
 def _run(cs: CandidateSet, st: _State) -> None:
     res = cs.res
     s = res.scenario
+    by_w = cs.by_workload()
     order = sorted(s.workloads, key=lambda w: (-_demand(cs, w), w.id))
     structural = st.method == "cloud-on-demand"
     for w in order:
-        rows = st.options_of.get(w.id)
-        if not rows:
+        cands = [c for c in by_w[w.id] if st.tiers(c)]
+        if not cands:
             raise NoOption(f"{st.method}: workload {w.id} has no candidate (site, offer) this method may use",
                            structural)
-        opts = _Options(st, rows)
+        opts = _Options(st, cands)
         wl = cs.loads[w.id]
         prot = {lc.key for lc in protected_classes(res, cs.loads, w.id)}
         used: set[str] = set()
