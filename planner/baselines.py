@@ -343,11 +343,10 @@ def _run(cs: CandidateSet, st: _State) -> None:
     order = sorted(s.workloads, key=lambda w: (-_demand(cs, w), w.id))
     structural = st.method == "cloud-on-demand"
     for w in order:
-        cands = [c for c in by_w[w.id] if st.tiers(c)]
-        if not cands:
+        opts = _Options(st, by_w[w.id])
+        if not opts.cand:
             raise NoOption(f"{st.method}: workload {w.id} has no candidate (site, offer) this method may use",
                            structural)
-        opts = _Options(st, cands)
         wl = cs.loads[w.id]
         prot = {lc.key for lc in protected_classes(res, cs.loads, w.id)}
         used: set[str] = set()
