@@ -135,6 +135,11 @@ class _State:
                 return i
         return None
 
+    def cheapest_fit(self, opts: _Options, t: str, usd, idx, gpus, new) -> int | None:
+        """The cheapest of options ``idx`` (ascending) whose step keeps the limits, ties by the
+        options' order (site, offer, tier)."""
+        return self._first_fit(opts, t, idx[np.argsort(usd[idx], kind="stable")], gpus, new)
+
     def _scan(self, opts: _Options, t: str, loads: dict[str, float], sites: set[str] | None,
               egress: np.ndarray | None):
         """Every option's step of carrying ``loads`` (class -> rps) in slot t: (USD/month with
@@ -155,7 +160,7 @@ class _State:
         tier (the options' order): (USD/month with egress, option, (fractional replicas, whole
         replicas, new instances) added)."""
         usd, add, extra, new, gpus, idx = self._scan(opts, t, loads, sites, egress)
-        i = self._first_fit(opts, t, idx[np.argsort(usd[idx], kind="stable")], gpus, new)
+        i = self.cheapest_fit(opts, t, usd, idx, gpus, new)
         return None if i is None else (float(usd[i]), i, (float(add[i]), int(extra[i]), int(new[i])))
 
     def cheapest_sites(self, opts: _Options, t: str, loads: dict[str, float], sites: set[str],
@@ -439,7 +444,7 @@ def _min_sites(cs: CandidateSet, st: _State, opts: _Options, w, used: set[str]) 
     while len(used) < w.redundancy.min_sites:
         usd, new, gpus = opts.costs.step(st, t, np.ones(len(opts.cand)), opts.shape_gpus)
         idx = np.flatnonzero(~opts.by_site({sid: True for sid in used}, False))
-        i = st._first_fit(opts, t, idx[np.argsort(usd[idx], kind="stable")], gpus, new)
+        i = st.cheapest_fit(opts, t, usd, idx, gpus, new)
         if i is None:
             raise NoOption(f"{st.method}: {w.id} cannot reach min_sites {w.redundancy.min_sites}")
         st.commit(opts, i, w.id, t, 0.0, 1, int(new[i]))
