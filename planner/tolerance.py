@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 TOL = 1e-9
 
 
@@ -45,3 +47,8 @@ def ceil_tol(x: float) -> int:
 
 def finite(x) -> bool:
     return x is not None and math.isfinite(x)
+
+
+def ceil_tol_array(x: np.ndarray) -> np.ndarray:
+    """:func:`ceil_tol` of each element (the same float operations; floats out, NaN stays NaN)."""
+    return np.ceil(x - TOL * np.maximum(1.0, np.abs(x)))

@@ -12,6 +12,7 @@ import pytest
 
 from planner import api
 from planner.baselines import METHODS
+from planner.derive.candidates import build_candidates
 from planner.tolerance import leq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -72,6 +73,34 @@ def test_baselines_verify_on_generated_scenarios(tmp_path, size, seed):
         cost = _check(res, result)
         if lp["status"] == "optimal":
             assert leq(lp["objective"], cost, cost)
+
+
+def test_baselines_keep_min_sites_and_binding_quotas(tmp_path):
+    """min_sites (a replica at each next cheapest further site) on a few workloads and GPU quotas
+    tight enough that the single-tier rule runs into them: greedy and greedy-spread still give
+    verified plans with every such workload at min_sites sites."""
+    doc = make_scenario(12, 8, 4)
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(doc))
+    sites: dict[str, set] = {}
+    for c in build_candidates(api.load_scenario(path)).triples:
+        sites.setdefault(c.workload, set()).add(c.site)
+    spread = [w["id"] for w in doc["workloads"][::2] if len(sites.get(w["id"], ())) >= 2]
+    assert len(spread) >= 3
+    for w in doc["workloads"]:
+        if w["id"] in spread:
+            w["redundancy"] = {**(w.get("redundancy") or {}), "min_sites": 2}
+    for c in doc["cloud"]:
+        c["quota_gpus"] = {a: 16 for a in c["accelerators"]}
+    path.write_text(json.dumps(doc))
+    res = api.load_scenario(path)
+    lone = api.baseline(res, "cloud-on-demand").data["solve"]
+    assert lone["status"] == "no_plan" and "quotas" in lone["reasons"][0]
+    for method in ("greedy", "greedy-spread"):
+        result = api.baseline(res, method)
+        _check(res, result)
+        for w in spread:
+            assert len({p["site"] for p in result.data["placements"] if p["workload"] == w}) >= 2, (method, w)
 
 
 def test_cloud_on_demand_says_infeasible_without_cloud_sites(tmp_path):
