@@ -77,7 +77,7 @@ STAGES: dict[str, tuple[re.Pattern, str, str, str | None]] = {
                "solve (replica) / rounding to whole replicas / rounding (full",
                "result tables and verification (after the last solve)", None),
 }
-FIRST_PLAN = re.compile(r"\] (greedy plan: |constructive greedy(-spread)? plan: |LP-support plan |HiGHS: .*best plan \d"
+FIRST_PLAN = re.compile(r"\] (greedy plan: |constructive greedy(-spread)?( \([^)]*\))? plan: |LP-support plan |HiGHS: .*best plan \d"
                         r"|fix-and-optimise: .*best plan \d)")
 
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -57,6 +58,7 @@ class NoOption(Exception):
     def __init__(self, msg: str, structural: bool = False):
         super().__init__(msg)
         self.structural = structural
+        self.workload: str | None = None  # set by _run: whose load it was
 
 
 class _State:
@@ -317,8 +319,12 @@ def _demand(cs: CandidateSet, w) -> float:
     return max((wl.peak(t.id) for t in cs.res.scenario.time_slots), default=0.0)
 
 
-def build_plan(cs: CandidateSet, method: str) -> Plan:
-    """The baseline plan of ``method`` (see the module docstring) with its SolveRecord."""
+def build_plan(cs: CandidateSet, method: str, first: Sequence[str] = (), failed: list | None = None) -> Plan:
+    """The baseline plan of ``method`` (see the module docstring) with its SolveRecord.
+
+    The benchmark's baselines use the method's own order. ``first`` (the planner's repair,
+    strategy._constructive_starts) places those workloads first, in that order, then the rest in
+    the method's order; with ``failed``, the workload whose load found no option is appended."""
     if method not in METHODS:
         raise ValueError(f"baseline method must be one of {', '.join(METHODS)}, not {method!r}")
     t0 = time.monotonic()
@@ -326,8 +332,10 @@ def build_plan(cs: CandidateSet, method: str) -> Plan:
                          model_status=f"baseline heuristic ({method}); no bound", options={"method": method})
     st = _State(cs, method)
     try:
-        _run(cs, st)
+        _run(cs, st, list(first))
     except NoOption as exc:
+        if failed is not None and exc.workload is not None:
+            failed.append(exc.workload)
         record.status = "infeasible" if exc.structural else "no_plan"
         record.reasons = [str(exc)]
         record.time_s = time.monotonic() - t0
@@ -341,57 +349,68 @@ def build_plan(cs: CandidateSet, method: str) -> Plan:
     return plan
 
 
-def _run(cs: CandidateSet, st: _State) -> None:
+def _run(cs: CandidateSet, st: _State, first: list[str]) -> None:
+    s = cs.res.scenario
+    by_w = cs.by_workload()
+    order = [s.workload(w) for w in first] + sorted((w for w in s.workloads if w.id not in set(first)),
+                                                    key=lambda w: (-_demand(cs, w), w.id))
+    for w in order:
+        try:
+            _place_workload(cs, st, by_w, w)
+        except NoOption as exc:
+            exc.workload = w.id
+            raise
+
+
+def _place_workload(cs: CandidateSet, st: _State, by_w: dict, w) -> None:
+    """All of one workload's load by the method's rule (NoOption when a step has no option)."""
     res = cs.res
     s = res.scenario
-    by_w = cs.by_workload()
-    order = sorted(s.workloads, key=lambda w: (-_demand(cs, w), w.id))
     structural = st.method == "cloud-on-demand"
-    for w in order:
-        opts = _Options(st, by_w[w.id])
-        if not opts.cand:
-            raise NoOption(f"{st.method}: workload {w.id} has no candidate (site, offer) this method may use",
-                           structural)
-        wl = cs.loads[w.id]
-        prot = {lc.key for lc in protected_classes(res, cs.loads, w.id)}
-        used: set[str] = set()
-        if w.is_batch:
-            window_s = 3600.0 * sum(t.hours for t in s.time_slots if t.id in wl.batch_slots)
-            loads = {k: n / window_s for k, n in wl.batch_requests_per_day.items()}
-            for t in wl.batch_slots:
-                so = st.place(opts, w.id, t, loads, None, what="(batch)")
-                st.serve(w.id, so, t, loads)
-                used.add(so[0])
-        else:
-            for t in st.slots:
-                for u in sorted(cs.routes[w.id]):
-                    loads = {lc.key: wl.peak_rps.get((lc.key, u, t), 0.0) for lc in wl.classes}
-                    allowed = set(cs.routes[w.id][u])
-                    if not allowed:
-                        raise NoOption(f"{st.method}: users of {w.id} in {u} reach no site", True)
-                    egress = _egress(cs, opts, w.id, u, t, allowed)
-                    plow = {k: x for k, x in loads.items() if k in prot and x > 0}
-                    if not any(x > 0 for x in loads.values()):
-                        site = min(allowed & used) if allowed & used else min(allowed)
-                        st.routes[(w.id, u, site, t)] += 1.0
-                        continue
-                    fo = _failover_sites(cs, w.id, u, plow)
-                    if plow and st.method == "greedy-spread":
-                        used |= _spread(cs, st, opts, w.id, u, t, loads, plow, allowed, fo, egress)
-                        continue
-                    primary_sites = (allowed & fo) if plow and allowed & fo else allowed
-                    so = st.place(opts, w.id, t, loads, primary_sites, egress, what=f"(users in {u})")
-                    site = so[0]
-                    st.serve(w.id, so, t, loads)
+    opts = _Options(st, by_w[w.id])
+    if not opts.cand:
+        raise NoOption(f"{st.method}: workload {w.id} has no candidate (site, offer) this method may use",
+                       structural)
+    wl = cs.loads[w.id]
+    prot = {lc.key for lc in protected_classes(res, cs.loads, w.id)}
+    used: set[str] = set()
+    if w.is_batch:
+        window_s = 3600.0 * sum(t.hours for t in s.time_slots if t.id in wl.batch_slots)
+        loads = {k: n / window_s for k, n in wl.batch_requests_per_day.items()}
+        for t in wl.batch_slots:
+            so = st.place(opts, w.id, t, loads, None, what="(batch)")
+            st.serve(w.id, so, t, loads)
+            used.add(so[0])
+    else:
+        for t in st.slots:
+            for u in sorted(cs.routes[w.id]):
+                loads = {lc.key: wl.peak_rps.get((lc.key, u, t), 0.0) for lc in wl.classes}
+                allowed = set(cs.routes[w.id][u])
+                if not allowed:
+                    raise NoOption(f"{st.method}: users of {w.id} in {u} reach no site", True)
+                egress = _egress(cs, opts, w.id, u, t, allowed)
+                plow = {k: x for k, x in loads.items() if k in prot and x > 0}
+                if not any(x > 0 for x in loads.values()):
+                    site = min(allowed & used) if allowed & used else min(allowed)
                     st.routes[(w.id, u, site, t)] += 1.0
-                    used.add(site)
-                    if plow:
-                        backup = fo - {site}
-                        if not backup:
-                            raise NoOption(f"{st.method}: {w.id} users in {u} have no second site for N+1", True)
-                        used.add(st.place(opts, w.id, t, plow, backup, what=f"(N+1 copy for {u})")[0])
-        if w.redundancy.min_sites > 1:
-            _min_sites(cs, st, opts, w, used)
+                    continue
+                fo = _failover_sites(cs, w.id, u, plow)
+                if plow and st.method == "greedy-spread":
+                    used |= _spread(cs, st, opts, w.id, u, t, loads, plow, allowed, fo, egress)
+                    continue
+                primary_sites = (allowed & fo) if plow and allowed & fo else allowed
+                so = st.place(opts, w.id, t, loads, primary_sites, egress, what=f"(users in {u})")
+                site = so[0]
+                st.serve(w.id, so, t, loads)
+                st.routes[(w.id, u, site, t)] += 1.0
+                used.add(site)
+                if plow:
+                    backup = fo - {site}
+                    if not backup:
+                        raise NoOption(f"{st.method}: {w.id} users in {u} have no second site for N+1", True)
+                    used.add(st.place(opts, w.id, t, plow, backup, what=f"(N+1 copy for {u})")[0])
+    if w.redundancy.min_sites > 1:
+        _min_sites(cs, st, opts, w, used)
 
 
 def _egress(cs: CandidateSet, opts: _Options, w: str, u: str, t: str, sites: set[str]) -> np.ndarray:

@@ -105,3 +105,34 @@ def test_no_constructive_plan_past_the_model_limit_is_no_plan_with_reasons(eu, m
     assert "greedy-spread: no option for w-test" in sv["reasons"]
     assert any("is not built (memory)" in x for x in sv["reasons"])
     assert time.monotonic() - t < 10
+
+
+def test_stuck_constructive_plans_are_repaired_by_placing_the_stuck_workload_first(tmp_path):
+    """Quotas of 12 GPUs per accelerator: greedy-spread stops at w0013-agents (the quota its
+    sites had was taken by the workloads placed before it); placed first, it and the rest fit.
+    The repaired plan is a real plan: it verifies."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from planner.derive.candidates import build_candidates as build
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from generate import make_scenario
+
+    doc = make_scenario(20, 10, 2)
+    for c in doc["cloud"]:
+        c["quota_gpus"] = {a: 12 for a in c["accelerators"]}
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(doc))
+    res = api.load_scenario(path)
+    cs = build(res)
+    stuck: list[str] = []
+    assert build_plan(cs, "greedy-spread", failed=stuck).solve.status == "no_plan"
+    assert stuck == ["w0013-agents"]
+    clock = strategy.Clock(api.SolveOptions(time_limit_s=60), len(cs.triples))
+    found = strategy._constructive_starts(cs, clock, lambda msg: None)
+    assert [label for _o, label, _p in found] == ["greedy-spread (1 stuck workload placed first)"]
+    plan = found[0][2]
+    r = api.result_from_plan(res, plan, cs)
+    assert r.data["verification"]["ok"], r.data["verification"]

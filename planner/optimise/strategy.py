@@ -96,6 +96,9 @@ GROUPS_MIN_TRIPLES = AUTO_REPLICA_MAX_TRIPLES
 #: (1000x100) took 4.1-4.6 GiB and more than 60 s to build, 801,215 (5000x300) reached 8.1 GiB
 #: before its deadline (about 25 columns and 4 GiB per 100k triples)
 WHOLE_MODEL_MAX_TRIPLES = 150_000
+#: greedy-spread re-runs with the workloads that got stuck placed first at most this many times
+#: (each as long as one greedy-spread: 9 s at 5000x300)
+REPAIR_TRIES = 8
 #: the second constructive start is built only when this many times the first one's time is left
 #: before the solver deadline
 SECOND_START_FACTOR = 1.5
@@ -343,25 +346,48 @@ def _model_greedy_starts(m: PlacementModel, hm: HighsModel, form: str, clock: Cl
 
 def _constructive_starts(cs: CandidateSet, clock: Clock, say: Say,
                          failed: list[str] | None = None) -> list[tuple[float, str, Plan]]:
-    """(objective, method, plan) of the constructive plans of planner/baselines.py (why a method
-    found none is added to ``failed``):
-    ``greedy-spread`` (cheaper than ``greedy`` on every bench scenario, bench/results/issue9.md),
-    then ``greedy`` when SECOND_START_FACTOR x the first one's time is left before the solver
-    deadline."""
+    """(objective, label, plan) of the constructive plans of planner/baselines.py (why a method
+    found none is added to ``failed``): ``greedy-spread`` (cheaper than ``greedy`` on every bench
+    scenario, bench/results/issue9.md), then ``greedy`` when SECOND_START_FACTOR x the first one's
+    time is left before the solver deadline.
+
+    Repair: when both stop at a load with no option left (quotas, power or inventory taken by the
+    workloads placed before it; 5000x300 seed 1: w2726-reranking in norwayeast), greedy-spread runs
+    again with the workloads that got stuck placed first, while REPAIR_TRIES and the time allow."""
     from planner.baselines import build_plan
 
     t = time.monotonic()
     found = []
+    stuck: list[str] = []
+    why: list[str] = []
     for method in ("greedy-spread", "greedy"):
         if found and SECOND_START_FACTOR * (time.monotonic() - t) > clock.left(0.0):
             break
-        p = build_plan(cs, method)
+        p = build_plan(cs, method, failed=stuck if method == "greedy-spread" else None)
         if p.has_plan and p.solve is not None and p.solve.objective is not None:
             found.append((p.solve.objective, method, p))
             say(f"constructive {method} plan: {p.solve.objective:,.2f} USD/month")
-        elif failed is not None and p.solve is not None:
-            failed.extend(p.solve.reasons)
+        elif p.solve is not None:
+            why.extend(p.solve.reasons)
             say(f"constructive {method}: no plan ({'; '.join(p.solve.reasons)})")
+            if p.solve.status != "no_plan":
+                stuck.clear()  # structural: no order of the workloads helps
+    for _ in range(REPAIR_TRIES):
+        first = list(dict.fromkeys(stuck))
+        if found or not first or len(first) < len(stuck):
+            break  # a plan, nothing to repair, or a workload stuck again although placed first
+        t = time.monotonic()
+        p = build_plan(cs, "greedy-spread", first=first, failed=stuck)
+        if p.has_plan and p.solve is not None and p.solve.objective is not None:
+            label = f"greedy-spread ({len(first)} stuck workload{'s' if len(first) > 1 else ''} placed first)"
+            found.append((p.solve.objective, label, p))
+            say(f"constructive {label} plan: {p.solve.objective:,.2f} USD/month")
+        elif p.solve is not None:
+            say(f"constructive greedy-spread with {', '.join(first)} first: no plan ({'; '.join(p.solve.reasons)})")
+            if p.solve.status != "no_plan" or 2.0 * (time.monotonic() - t) > clock.left(0.0):
+                break
+    if failed is not None and not found:
+        failed.extend(why)
     return found
 
 
