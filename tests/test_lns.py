@@ -91,7 +91,7 @@ def test_no_constructive_plan_past_the_model_limit_is_no_plan_with_reasons(eu, m
 
     res, _cs = eu
 
-    def failing(cs, method):
+    def failing(cs, method, first=(), failed=None):
         return Plan(solve=SolveRecord(status="no_plan", reasons=[f"{method}: no option for w-test"]))
 
     monkeypatch.setattr(baselines, "build_plan", failing)

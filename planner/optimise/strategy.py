@@ -96,9 +96,11 @@ GROUPS_MIN_TRIPLES = AUTO_REPLICA_MAX_TRIPLES
 #: (1000x100) took 4.1-4.6 GiB and more than 60 s to build, 801,215 (5000x300) reached 8.1 GiB
 #: before its deadline (about 25 columns and 4 GiB per 100k triples)
 WHOLE_MODEL_MAX_TRIPLES = 150_000
-#: greedy-spread re-runs with the workloads that got stuck placed first at most this many times
-#: (each as long as one greedy-spread: 9 s at 5000x300)
-REPAIR_TRIES = 8
+#: greedy-spread re-runs with the workloads that got stuck placed first at most this many times,
+#: within this share of the time left (each try as long as one greedy-spread: 9 s at 5000x300,
+#: where each try found one more stuck workload)
+REPAIR_TRIES = 40
+REPAIR_SHARE = 0.6
 #: the second constructive start is built only when this many times the first one's time is left
 #: before the solver deadline
 SECOND_START_FACTOR = 1.5
@@ -353,7 +355,8 @@ def _constructive_starts(cs: CandidateSet, clock: Clock, say: Say,
 
     Repair: when both stop at a load with no option left (quotas, power or inventory taken by the
     workloads placed before it; 5000x300 seed 1: w2726-reranking in norwayeast), greedy-spread runs
-    again with the workloads that got stuck placed first, while REPAIR_TRIES and the time allow."""
+    again with the workloads that got stuck placed first, each try adding the next one stuck, up to
+    REPAIR_TRIES tries within REPAIR_SHARE of the time left."""
     from planner.baselines import build_plan
 
     t = time.monotonic()
@@ -372,6 +375,7 @@ def _constructive_starts(cs: CandidateSet, clock: Clock, say: Say,
             say(f"constructive {method}: no plan ({'; '.join(p.solve.reasons)})")
             if p.solve.status != "no_plan":
                 stuck.clear()  # structural: no order of the workloads helps
+    repair_until = clock.share(REPAIR_SHARE)
     for _ in range(REPAIR_TRIES):
         first = list(dict.fromkeys(stuck))
         if found or not first or len(first) < len(stuck):
@@ -384,7 +388,7 @@ def _constructive_starts(cs: CandidateSet, clock: Clock, say: Say,
             say(f"constructive {label} plan: {p.solve.objective:,.2f} USD/month")
         elif p.solve is not None:
             say(f"constructive greedy-spread with {', '.join(first)} first: no plan ({'; '.join(p.solve.reasons)})")
-            if p.solve.status != "no_plan" or 2.0 * (time.monotonic() - t) > clock.left(0.0):
+            if p.solve.status != "no_plan" or time.monotonic() + (time.monotonic() - t) > repair_until:
                 break
     if failed is not None and not found:
         failed.extend(why)
