@@ -22,6 +22,11 @@ def scale(*xs: float) -> float:
     return max(1.0, *(abs(x) for x in xs)) if xs else 1.0
 
 
+def relative_gap(objective: float, bound: float) -> float:
+    """(objective - bound) / |objective|, at least 0: the gap every status and report quotes."""
+    return max(0.0, (objective - bound) / max(abs(objective), 1e-9))
+
+
 def leq(a: float, b: float, *also: float) -> bool:
     """a <= b within TOL relative to max(1, |a|, |b|, |also|...)."""
     # = a <= b + TOL * scale(a, b, *also), without the generator (called ~1e6 times at scale)

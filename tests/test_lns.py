@@ -136,3 +136,25 @@ def test_stuck_constructive_plans_are_repaired_by_placing_the_stuck_workload_fir
     plan = found[0][2]
     r = api.result_from_plan(res, plan, cs)
     assert r.data["verification"]["ok"], r.data["verification"]
+
+
+def test_a_bound_above_the_plan_is_never_quoted(eu, monkeypatch):
+    """A checker that finds a violation fails: a decomposed bound above the checked plan's cost
+    (a defect) is dropped with a note, and the plan is not called optimal."""
+    res, _cs = eu
+
+    class Broken:
+        def __init__(self, cs, deadline):
+            self.error = None
+
+        def poll(self):
+            return bound.Bound(value=1e12, rounds=1, values=[1e12])
+
+        def finish(self):
+            return self.poll()
+
+    monkeypatch.setattr(strategy, "GROUPS_MIN_TRIPLES", 0)
+    monkeypatch.setattr(strategy, "BoundProcess", Broken)
+    sv = api.solve(res, api.SolveOptions(time_limit_s=10)).data["solve"]
+    assert sv["status"] == "feasible" and sv["bound"] is None and sv["gap"] is None
+    assert any("a defect of the bound" in n for n in sv["notes"])

@@ -36,7 +36,7 @@ import numpy as np
 import pulp
 
 from planner.highs import highs_version, new_highs
-from planner.tolerance import TOL, leq
+from planner.tolerance import TOL, leq, relative_gap
 
 
 @dataclass
@@ -526,7 +526,7 @@ def solve_highs(m, opts: SolveOptions, deadline: float, starts: list[tuple[str, 
             bound = min(valid) if valid else None
     gap = None
     if obj is not None and bound is not None:
-        gap = max(0.0, (obj - bound) / max(abs(obj), 1e-9))
+        gap = relative_gap(obj, bound)
         if abs(obj) <= TOL and abs(bound) <= TOL:
             gap = 0.0
     if user:
@@ -565,7 +565,7 @@ def solve_highs(m, opts: SolveOptions, deadline: float, starts: list[tuple[str, 
         if again.bound is not None and (out.bound is None or again.bound > out.bound) and obj is not None \
                 and again.bound <= obj + TOL * max(1.0, abs(obj)):
             out.bound = again.bound
-            out.gap = max(0.0, (obj - out.bound) / max(abs(obj), 1e-9))
+            out.gap = relative_gap(obj, out.bound)
     return out
 
 
@@ -594,7 +594,7 @@ def _abandoned_outcome(hm: HighsModel, opts: SolveOptions, stop: Stop, seen: dic
     if bound is not None and obj is not None and bound > obj + TOL * max(1.0, abs(obj)):
         valid = [b for b in bounds if b <= obj + TOL * max(1.0, abs(obj))]
         bound = min(valid) if valid else None
-    gap = max(0.0, (obj - bound) / max(abs(obj), 1e-9)) if obj is not None and bound is not None else None
+    gap = relative_gap(obj, bound) if obj is not None and bound is not None else None
     status = "interrupted" if stop.user else ("feasible" if x is not None else "no_plan")
     return SolveOutcome(status=status, solver="highs", solver_version=version, values=x, objective=obj, bound=bound,
                         gap=gap, time_s=time.monotonic() - t0,

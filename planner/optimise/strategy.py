@@ -57,7 +57,7 @@ from planner.optimise.heuristics import greedy_start
 from planner.optimise.model import BuildDeadline, PlacementModel, build_model
 from planner.optimise.solve import model_size, plan_from_values, start_from_plan
 from planner.plan.plan import Plan, SolveRecord
-from planner.tolerance import TOL, ceil_tol, leq, whole
+from planner.tolerance import TOL, ceil_tol, leq, relative_gap, whole
 
 #: ``auto`` picks the exact replica formulation up to this many candidate triples.
 AUTO_REPLICA_MAX_TRIPLES = 400
@@ -443,12 +443,19 @@ def _solve_by_groups(cs: CandidateSet, opts: SolveOptions, clock: Clock, record:
             last[0] = now
             lb = worker.poll()
             say(f"fix-and-optimise: {clock.elapsed():5.1f} s, best plan {o:,.2f} USD/month, "
-                + (f"bound {lb.value:,.2f}, gap {_gap(o, lb.value):.1%}" if lb else "bound -, gap -"))
+                + (f"bound {lb.value:,.2f}, gap {relative_gap(o, lb.value):.1%}" if lb else "bound -, gap -"))
 
     try:
         plan, obj, st = lns.improve(cs, plan, obj, clock.solver_deadline, opts, on_better=kept)
     finally:
         lb = worker.finish()
+    if lb is None:
+        record.notes.append("the decomposed lower bound did not finish a round within the time limit"
+                            + (f" ({worker.error})" if worker.error else "") + ": the gap is unknown")
+    elif not leq(lb.value, obj):
+        record.notes.append(f"the decomposed lower bound ({lb.value:,.2f}) lies above the checked plan ({obj:,.2f}): "
+                            "a defect of the bound; no bound is quoted")
+        lb = None
     record.times_s["fix_and_optimise"] = time.monotonic() - t
     from planner.highs import highs_version
 
@@ -460,7 +467,7 @@ def _solve_by_groups(cs: CandidateSet, opts: SolveOptions, clock: Clock, record:
     record.start = f"{label} start"
     record.start_objective = start_obj
     record.bound = lb.value if lb else None
-    record.gap = _gap(obj, lb.value) if lb else None
+    record.gap = relative_gap(obj, lb.value) if lb else None
     record.status = "optimal" if record.gap is not None and record.gap <= opts.gap + TOL else "feasible"
     record.model_size = None
     record.notes.append(
@@ -471,9 +478,6 @@ def _solve_by_groups(cs: CandidateSet, opts: SolveOptions, clock: Clock, record:
             f"the bound {lb.value:,.2f} USD/month is the decomposed lower bound (planner/optimise/bound.py; shared "
             f"capacity priced, best of {len(lb.values)} rounds): it ignores how workloads share whole instances, "
             "so the gap overstates how far the plan is from the optimum")
-    else:
-        record.notes.append("the decomposed lower bound did not finish a round within the time limit"
-                            + (f" ({worker.error})" if worker.error else "") + ": the gap is unknown")
     say(f"fix-and-optimise: {st.groups} groups, {st.improved} improved the plan to {obj:,.2f} USD/month "
         f"in {record.times_s['fix_and_optimise']:.1f} s")
     record.time_s = clock.elapsed()
@@ -496,10 +500,6 @@ def _fix_and_optimise_first(cs: CandidateSet, m: PlacementModel, hm: HighsModel,
             say(f"fix-and-optimise plan: {hm.objective(x):,.2f} USD/month ({st.improved} of {st.groups} groups "
                 "improved the best start)")
     record.times_s["fix_and_optimise"] = time.monotonic() - t
-
-
-def _gap(objective: float, bound: float) -> float:
-    return max(0.0, (objective - bound) / max(abs(objective), 1e-9))
 
 
 def _replica_columns(m: PlacementModel, hm: HighsModel) -> np.ndarray:
@@ -543,8 +543,7 @@ def _finish(cs, m, hm, out: SolveOutcome, record: SolveRecord, clock: Clock, opt
                                 "of it; the stages disagree")
         record.status = "interrupted" if out.status == "interrupted" else "feasible"
         record.notes.append(f"the best checked plan ({best['label']}) is returned")
-        record.gap = (max(0.0, (record.objective - record.bound) / max(abs(record.objective), 1e-9))
-                      if record.bound is not None else None)
+        record.gap = relative_gap(record.objective, record.bound) if record.bound is not None else None
         record.reasons = []
     elif out.status == "interrupted" and out.values is None:
         raise Cancelled("interrupted before any plan was found")
@@ -680,7 +679,7 @@ def _round_pooled(cs: CandidateSet, m: PlacementModel, hm: HighsModel, pooled: S
                           "forms disagree; no bound is quoted and the plan is not called optimal")
         bound = None
     rout.bound = bound
-    rout.gap = max(0.0, (obj - bound) / max(abs(obj), 1e-9)) if bound is not None else None
+    rout.gap = relative_gap(obj, bound) if bound is not None else None
     if rout.status != "interrupted":
         proved = pooled.status == "optimal" or full and rout.status == "optimal"
         rout.status = "optimal" if proved and rout.gap is not None and rout.gap <= opts.gap + TOL else "feasible"
