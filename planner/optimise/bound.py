@@ -73,8 +73,10 @@ from planner.derive.power import cloud_gpu_kw, gpu_kw_factor
 from planner.tolerance import ceil_tol
 
 INF = math.inf
-#: niceness of the bound's child process (:class:`BoundProcess`)
+#: niceness of the bound's child process (:class:`BoundProcess`), and how long the solver waits
+#: for it to start or stop at the end (seconds)
 CHILD_NICE = 19
+FINISH_WAIT_S = 1.0
 
 
 
@@ -423,13 +425,14 @@ class BoundProcess:
         return self.best
 
     def finish(self) -> Bound | None:
-        """The best complete round; the child is stopped."""
-        self._starter.join()
+        """The best complete round; the child is stopped (one still starting on a busy machine
+        is left to stop by itself: it does nothing once the deadline has passed)."""
+        self._starter.join(FINISH_WAIT_S)
         self.poll()
         if self._proc.pid is not None:
             if self._proc.is_alive():
                 self._proc.terminate()
-            self._proc.join(2.0)
+            self._proc.join(FINISH_WAIT_S)
         self._conn.close()
         return self.best
 
@@ -444,6 +447,8 @@ def _child(res, keys: list, deadline: float, rounds: int, nice: int, conn) -> No
     with contextlib.suppress(OSError):
         os.nice(nice)  # the bound never takes a core from the solver; an idle core is its own
     try:
+        if time.monotonic() > deadline:
+            return
         full = build_candidates(res)
         want = set(keys)
         cs = full.restricted(want)
