@@ -592,3 +592,17 @@ def test_solve_writes_report_html(tmp_path):
     text = (out / "report.html").read_text()
     assert text.startswith("<!DOCTYPE html>") and "</html>" in text
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_terminal_tables_are_capped_with_a_pointer_to_the_full_tables(capsys, monkeypatch):
+    """A large plan's terminal summary shows the first TERMINAL_MAX_ROWS rows of a table and says
+    where the rest is; the examples' tables are short enough to print whole."""
+    import planner.outputs.report as report
+
+    result = load("global_chat")
+    full = terminal_text(result, capsys)
+    assert "every row is in report.md" not in full
+    monkeypatch.setattr(report, "TERMINAL_MAX_ROWS", 2)
+    capped = terminal_text(result, capsys)
+    assert "the first 2 of" in capped and "every row is in report.md and the CSVs" in capped
+    assert len(capped.splitlines()) < len(full.splitlines())

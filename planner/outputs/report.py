@@ -145,6 +145,8 @@ def render_markdown(result: PlacementResult) -> str:
 
 # ============================================================================ terminal
 TERMINAL_SECTIONS = ("headline", "bom", "placement", "standby", "costs", "binding", "warnings", "solver-notes")
+#: rows of one terminal table at most (1000x100: 2,371 placement rows took the summary 4 s)
+TERMINAL_MAX_ROWS = 40
 
 
 def print_summary(result: PlacementResult) -> None:
@@ -170,10 +172,16 @@ def print_summary(result: PlacementResult) -> None:
             if sid == "costs" and t["key"] != "cost_by_site":
                 continue
             keep = t.get("compact") or list(range(len(t["columns"])))
-            tab = Table(caption=t.get("caption"))
+            rows = t["rows"]
+            caption = t.get("caption")
+            if len(rows) > TERMINAL_MAX_ROWS:
+                more = f"the first {TERMINAL_MAX_ROWS} of {len(rows):,} rows; every row is in report.md and the CSVs"
+                caption = f"{caption} ({more})" if caption else more
+                rows = rows[:TERMINAL_MAX_ROWS]
+            tab = Table(caption=caption)
             for i in keep:
                 tab.add_column(t["columns"][i], justify="right" if i in t["numeric"] else "left")
-            for r in t["rows"]:
+            for r in rows:
                 tab.add_row(*[r[i] for i in keep])
             if t.get("total"):
                 tab.add_section()
