@@ -70,6 +70,7 @@ from dataclasses import dataclass, field
 from planner.derive.candidates import Candidate, CandidateSet, protected_classes
 from planner.derive.demand import hours_per_month_of_slot, response_gb
 from planner.derive.power import cloud_gpu_kw, gpu_kw_factor
+from planner.plan.costing import gpu_usd_per_hour
 from planner.tolerance import ceil_tol
 
 INF = math.inf
@@ -77,7 +78,6 @@ INF = math.inf
 #: for it to start or stop at the end (seconds)
 CHILD_NICE = 19
 FINISH_WAIT_S = 1.0
-
 
 
 @dataclass
@@ -102,13 +102,7 @@ def replica_hour_costs(cs: CandidateSet, c: Candidate) -> dict[str, float]:
     out = {}
     grid = (site.grid_gco2e_per_kwh or 0.0) / 1e6 * pol.carbon_usd_per_tonne
     for tau in c.tiers:
-        if tau == "owned":
-            per_gpu = 0.0
-        elif tau == "bought":
-            per_gpu = o.buy_usd_per_gpu_month / pol.hours_per_month
-        else:
-            price = {"reserved": o.reserved_usd_hr, "on_demand": o.ondemand_usd_hr, "spot": o.spot_usd_hr}[tau]
-            per_gpu = (price or 0.0) / o.gpus
+        per_gpu = gpu_usd_per_hour(o, tau, pol.hours_per_month)
         if site.declared:
             kw = _kw_per_gpu(site, o, tau)
             per_gpu += kw * (site.electricity_usd_per_kwh + grid)
