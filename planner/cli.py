@@ -18,9 +18,15 @@ from planner.errors import InputError, PlannerError
 
 
 def process_started() -> float:
-    """time.monotonic() when this process started (Linux: /proc), else now: the interpreter's
-    start-up and imports (about a second) are part of the time a user waits."""
+    """time.monotonic() when this process started (Linux: /proc) when the process is ``planner``
+    itself (``planner ...`` or ``python -m planner ...``): the interpreter's start-up and imports
+    (about a second) are part of the time a user waits. Else now: a command run inside a longer
+    process (click's CliRunner, a notebook) starts its clock when it starts."""
     now = time.monotonic()
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if not ((spec is not None and spec.name == "planner.__main__") or Path(sys.argv[0]).name == "planner"):
+        return now
     try:
         with open("/proc/self/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()

@@ -129,3 +129,19 @@ def test_write_lp_writes_the_solved_model(tmp_path):
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]
     r = CliRunner().invoke(main, ["solve", "tests/data/tiny.yaml", "--write-lp", str(tmp_path), "--quiet"])
     assert r.exit_code == 2 and "is a directory" in r.output
+
+
+def test_the_clock_starts_with_the_process_only_when_it_is_planner():
+    """``planner``'s clock counts the interpreter's start-up and imports; a command run inside a
+    longer process (CliRunner here) starts its clock when it starts, not when that process did."""
+    import subprocess
+    import sys
+    import time
+
+    from planner.cli import process_started
+
+    assert abs(process_started() - time.monotonic()) < 0.5
+    code = ("import sys, time; sys.argv[0] = 'planner'; from planner.cli import process_started; "
+            "print(time.monotonic() - process_started())")
+    age = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert 0.05 < age < 60.0
