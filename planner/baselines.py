@@ -41,9 +41,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from planner.derive.candidates import Candidate, CandidateSet, protected_classes
-from planner.derive.demand import hours_per_month_of_slot, response_gb
+from planner.derive.demand import response_gb
 from planner.derive.power import gpu_kw_factor
-from planner.plan.costing import cost_lines, decision_cost
+from planner.plan.costing import cost_lines, decision_cost, slot_month_hours
 from planner.plan.plan import Plan, SolveRecord
 from planner.tolerance import TOL, ceil_tol_array
 
@@ -74,7 +74,7 @@ class _State:
         self.hpm = s.policies.hours_per_month
         self.slots = [t.id for t in s.time_slots]
         self.slot_index = {t: j for j, t in enumerate(self.slots)}
-        self.H = {t.id: hours_per_month_of_slot(t, self.hpm) for t in s.time_slots}
+        self.H = slot_month_hours(res)
         self._tiers: dict[tuple, list[str]] = {}  # candidates alike share their tiers
         self.pool_index: dict[tuple, int] = {}  # (site, offer, tier) -> its row in the pool arrays
         pools: list[tuple[Candidate, str]] = []

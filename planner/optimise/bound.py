@@ -68,9 +68,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from planner.derive.candidates import Candidate, CandidateSet, protected_classes
-from planner.derive.demand import hours_per_month_of_slot, response_gb
+from planner.derive.demand import response_gb
 from planner.derive.power import cloud_gpu_kw, gpu_kw_factor
-from planner.plan.costing import gpu_usd_per_hour
+from planner.plan.costing import gpu_usd_per_hour, slot_month_hours
 from planner.tolerance import ceil_tol
 
 INF = math.inf
@@ -214,11 +214,6 @@ def _prepare(cs: CandidateSet) -> tuple[list[_Work], dict]:
     return works, caps
 
 
-def _H(cs: CandidateSet) -> dict[str, float]:
-    pol = cs.res.scenario.policies
-    return {t.id: hours_per_month_of_slot(t, pol.hours_per_month) for t in cs.res.scenario.time_slots}
-
-
 def _costs(wk: _Work, mu: dict, t: str) -> list[float]:
     """Replica-hour cost of each option in slot t at the prices mu."""
     if not wk.priced:
@@ -350,7 +345,7 @@ def lower_bound(cs: CandidateSet, rounds: int = 8, deadline: float | None = None
     best bound after each round."""
     s = cs.res.scenario
     hpm = s.policies.hours_per_month
-    H = _H(cs)
+    H = slot_month_hours(cs.res)
     works, caps = _prepare(cs)
     egress = _egress_bound(cs)
     mu: dict = {}
