@@ -5,18 +5,15 @@ relaxation, and the planner's optimum where it proved one)."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from generate import make_scenario
 
 from planner import api
 from planner.baselines import METHODS
 from planner.derive.candidates import build_candidates
 from planner.tolerance import leq
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from generate import make_scenario  # noqa: E402
 
 EXAMPLES = sorted(Path("workloads").glob("*.yaml"))
 CASES = [(p, v) for p in EXAMPLES for v in [None, *sorted(api.load_scenario(p).scenario.variants)]]

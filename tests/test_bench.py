@@ -39,7 +39,6 @@ def test_bench_protocol_smallest_rung(tmp_path):
 def test_render_medians_and_targets():
     import importlib.util
 
-    sys.path.insert(0, str(ROOT / "bench"))  # bench/__main__.py imports bench/run.py and generate.py
     spec = importlib.util.spec_from_file_location("bench_main", ROOT / "bench" / "__main__.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -6,12 +6,11 @@ from __future__ import annotations
 import itertools
 import json
 import random
-import sys
-from pathlib import Path
 
 import highspy
 import numpy as np
 import pytest
+from generate import make_scenario
 from hypothesis import HealthCheck, given, settings
 from test_bruteforce import PHASES, Oracle, instances, resolve
 
@@ -19,9 +18,6 @@ from planner import api
 from planner.derive.candidates import build_candidates
 from planner.optimise import bound
 from planner.tolerance import leq
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from generate import make_scenario  # noqa: E402
 
 
 def _lp(c, rows, lo, hi) -> float:

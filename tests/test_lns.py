@@ -112,13 +112,10 @@ def test_stuck_constructive_plans_are_repaired_by_placing_the_stuck_workload_fir
     sites had was taken by the workloads placed before it); placed first, it and the rest fit.
     The repaired plan is a real plan: it verifies."""
     import json
-    import sys
-    from pathlib import Path
+
+    from generate import make_scenario
 
     from planner.derive.candidates import build_candidates as build
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    from generate import make_scenario
 
     doc = make_scenario(20, 10, 2)
     for c in doc["cloud"]:
