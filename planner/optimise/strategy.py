@@ -225,11 +225,8 @@ def _constructive(cs: CandidateSet, record: SolveRecord, clock: Clock, say: Say,
     record.times_s["constructive"] = time.monotonic() - t
     record.model_status = "not built"
     record.solver_version = "none: the plan is constructive"
-    if not plan.has_plan or plan.solve is None or plan.solve.objective is None:
-        record.status = "no_plan"
-        record.reasons = [f"{why}; the constructive greedy found no plan either; raise --time-limit"]
-        record.time_s = clock.elapsed()
-        return Plan(solve=record)
+    if not _is_plan(plan):
+        return _no_plan(record, clock, [f"{why}; the constructive greedy found no plan either; raise --time-limit"])
     record.status = "feasible"
     record.objective = plan.solve.objective
     record.start = "constructive greedy"
@@ -240,6 +237,20 @@ def _constructive(cs: CandidateSet, record: SolveRecord, clock: Clock, say: Say,
     record.first_plan_s = time.monotonic() - clock.t0
     plan.solve = record
     return plan
+
+
+def _is_plan(p: Plan) -> bool:
+    """A constructive method's result is a plan with its cost."""
+    return p.has_plan and p.solve is not None and p.solve.objective is not None
+
+
+def _no_plan(record: SolveRecord, clock: Clock, reasons: list[str]) -> Plan:
+    """No plan and no model: the record says why."""
+    record.status = "no_plan"
+    record.model_status = "not built"
+    record.reasons = reasons
+    record.time_s = clock.elapsed()
+    return Plan(solve=record)
 
 
 def _keep(best: dict, plan: Plan, objective: float, label: str) -> None:
@@ -260,11 +271,8 @@ def _solve(cs: CandidateSet, opts: SolveOptions, form: str, clock: Clock, record
         record.times_s["build"] = time.monotonic() - t
         if record.times_s.get("greedy") is not None and not best:
             # the constructive plans were built already (fix-and-optimise path) and found nothing
-            record.status = "no_plan"
-            record.model_status = "not built"
-            record.reasons = [f"{exc}; the constructive greedy plans found no plan either; raise --time-limit"]
-            record.time_s = clock.elapsed()
-            return Plan(solve=record)
+            return _no_plan(record, clock,
+                            [f"{exc}; the constructive greedy plans found no plan either; raise --time-limit"])
         return _constructive(cs, record, clock, say, f"{exc} ({time.monotonic() - t:.1f} s)")
     hm = HighsModel(m)
     record.times_s["build"] = time.monotonic() - t
@@ -373,7 +381,7 @@ def _constructive_starts(cs: CandidateSet, clock: Clock, say: Say,
         if found and SECOND_START_FACTOR * (time.monotonic() - t) > clock.left(0.0):
             break
         p = build_plan(cs, method, failed=stuck if method == "greedy-spread" else None)
-        if p.has_plan and p.solve is not None and p.solve.objective is not None:
+        if _is_plan(p):
             found.append((p.solve.objective, method, p))
             say(f"constructive {method} plan: {p.solve.objective:,.2f} USD/month")
         elif p.solve is not None:
@@ -388,7 +396,7 @@ def _constructive_starts(cs: CandidateSet, clock: Clock, say: Say,
             break  # a plan, nothing to repair, or a workload stuck again although placed first
         t = time.monotonic()
         p = build_plan(cs, "greedy-spread", first=first, failed=stuck)
-        if p.has_plan and p.solve is not None and p.solve.objective is not None:
+        if _is_plan(p):
             label = f"greedy-spread ({len(first)} stuck workload{'s' if len(first) > 1 else ''} placed first)"
             found.append((p.solve.objective, label, p))
             say(f"constructive {label} plan: {p.solve.objective:,.2f} USD/month")
@@ -424,14 +432,10 @@ def _solve_by_groups(cs: CandidateSet, opts: SolveOptions, clock: Clock, record:
     record.times_s["greedy"] = time.monotonic() - t
     if not found:
         if len(cs.triples) > WHOLE_MODEL_MAX_TRIPLES:
-            record.status = "no_plan"
-            record.model_status = "not built"
-            record.reasons = failed + [
+            return _no_plan(record, clock, failed + [
                 f"the constructive plans found no plan, and the whole model of {len(cs.triples):,} candidate triples "
                 f"(more than {WHOLE_MODEL_MAX_TRIPLES:,}) is not built (memory); relax the quotas or power budgets "
-                "named above, raise the RTT SLO of the workload named, or split the scenario"]
-            record.time_s = clock.elapsed()
-            return Plan(solve=record)
+                "named above, raise the RTT SLO of the workload named, or split the scenario"])
         record.notes.append("the constructive greedy plans found no plan; the whole model was tried")
         return None
     obj, label, plan = min(found, key=lambda f: f[0])
