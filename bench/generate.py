@@ -18,14 +18,16 @@ nothing from ``planner``:
   and bge-m3 (embeddings); each serves one to three nearby user regions with a 24-value profile,
   a network RTT SLO of 60-150 ms (so latency pruning keeps the candidate set near-linear in the
   size), some with N+1 site redundancy, residency mostly ``any`` (batch jobs keep their data in
-  their home jurisdiction, a few realtime workloads ``same_as_user``);
+  their home jurisdiction, a few realtime workloads ``same_as_user`` where every user region's own
+  jurisdiction has a cloud site within the SLO with an unquoted accelerator for the model);
 - the default six 4-hour UTC slots and default policies.
 
 The generator checks, with the catalog's great-circle RTT model and a 15 ms margin, that every
-user region of a workload can reach a site whose accelerators can hold the model, and that every
-user region of an N+1 workload reaches two such sites (the failover RTT limit is the SLO); the
-planner's own checks have the last word: a scenario they refuse shows in the bench as exit 1
-(infeasible) with the planner's reasons.
+user region of a workload can reach a cloud site offering, outside any GPU quota, an accelerator
+that can hold the model, and that every user region of an N+1 workload reaches two such sites (the
+failover RTT limit is the SLO); quota-capped offers and owned GPUs are fixed capacity that many
+workloads share, so they do not count. The planner's own checks have the last word: a scenario
+they refuse shows in the bench as exit 1 (infeasible) with the planner's reasons.
 
     python bench/generate.py 20 10 > /tmp/s.yaml      # the ladder's 20x10 rung (seed 7), as JSON
 """
@@ -63,6 +65,8 @@ MODEL_ACCELERATORS = {
 }
 #: owned GPUs of declared sites: (accelerator, count, amortised USD per GPU-hour)
 OWNED = (("H100", 16, 1.10), ("L40S", 8, 0.45), ("A100-80GB", 8, 0.85), ("L4", 16, 0.15))
+#: per-region GPU quotas of a cloud provider's section
+QUOTA_GPUS = {"azure": {"H100": 32, "A100-80GB": 32}}
 TDP_W = {"H100": 700, "A100-80GB": 400, "L40S": 350, "L4": 72, "A10": 150, "T4": 70}
 
 # Hourly profiles (local time, max 1.0): office hours, consumer evening peak, flat-ish API traffic.
@@ -226,8 +230,10 @@ def _pair_rtt(user: tuple[float, float], ukey: str | None, skey: str | None,
 
 def _reachable(user: tuple[float, float], sites: list[dict], slo: float, accs: set[str],
                ukey: str | None = None) -> int:
-    """Sites within the SLO with an accelerator the model can use."""
-    return sum(1 for s in sites if s["accelerators"] & accs and _rtt_ok(user, ukey, s, slo))
+    """Sites within the SLO offering an accelerator the model can use outside any GPU quota (cloud
+    capacity that grows with demand; a declared site's owned GPUs and a quota are fixed, and at
+    5000x300 hundreds of workloads whose only reach was quota-capped or owned GPUs left no plan)."""
+    return sum(1 for s in sites if s["elastic"] & accs and _rtt_ok(user, ukey, s, slo))
 
 
 def make_scenario(n_workloads: int, n_sites: int, seed: int = 0) -> dict:
@@ -244,9 +250,12 @@ def make_scenario(n_workloads: int, n_sites: int, seed: int = 0) -> dict:
 
     # what each site offers, for the generator's own reachability check
     site_facts = [{"point": (c["lat"], c["lon"]), "accelerators": set(c["accelerators"]),
-                   "key": f"{c['provider']}/{c['region']}"} for c in clouds]
+                   "key": f"{c['provider']}/{c['region']}", "jurisdiction": c["jurisdiction"],
+                   "elastic": set(c["accelerators"]) - set(QUOTA_GPUS.get(c["provider"], {}))}
+                  for c in clouds]
     site_facts += [{"point": (d["location"]["lat"], d["location"]["lon"]),
-                    "accelerators": {g["accelerator"] for g in d["owned_gpus"] + d.get("buyable_gpus", [])}}
+                    "accelerators": {g["accelerator"] for g in d["owned_gpus"] + d.get("buyable_gpus", [])},
+                    "elastic": set()}
                    for d in declared]
 
     user_regions = [{"id": f"u-{u['provider']}-{u['region']}", "location": {"region": f"{u['provider']}/{u['region']}"}}
@@ -291,10 +300,20 @@ def _cloud_sections(clouds: list[dict]) -> list[dict]:
     out = []
     for prov in sorted(by_provider):
         sec = {"provider": prov, "regions": sorted(by_provider[prov]), "accelerators": list(ACCELERATORS)}
-        if prov == "azure":
-            sec["quota_gpus"] = {"H100": 32, "A100-80GB": 32}
+        if prov in QUOTA_GPUS:
+            sec["quota_gpus"] = dict(QUOTA_GPUS[prov])
         out.append(sec)
     return out
+
+
+def _elastic_at_home(user: tuple[float, float], ukey: str, jurisdiction: str, sites: list[dict], slo: float,
+                     accs: set[str]) -> bool:
+    """A cloud site in the user region's own jurisdiction, within the SLO, offering an accelerator
+    the model can use outside any GPU quota: ``same_as_user`` residency is drawn only where this
+    holds for every user region, else a few such workloads would share one quota-capped region
+    (5000x300 seed 1 drew seven onto azure-norwayeast's 32 A100s, and no plan existed)."""
+    return any(s.get("jurisdiction") == jurisdiction and s["elastic"] & accs and _rtt_ok(user, ukey, s, slo)
+               for s in sites)
 
 
 def _workload(i: int, kind: str, model: str, rng: random.Random, uids: list[str], upoint: dict, ujur: dict,
@@ -381,7 +400,8 @@ def _workload(i: int, kind: str, model: str, rng: random.Random, uids: list[str]
         return w
     w["demand"] = [{"user_region": u, "peak_rps": round(rng.uniform(lo, hi), 2), "profile": _profile(rng, prof)}
                    for u in members]
-    if rng.random() < 0.1 and not nplus1 and model not in LARGE_MODELS:
+    if (rng.random() < 0.1 and not nplus1 and model not in LARGE_MODELS
+            and all(_elastic_at_home(upoint[u], uref[u], ujur[u], site_facts, slo, accs) for u in members)):
         w["residency"] = "same_as_user"
     if nplus1:
         w["redundancy"] = {"mode": "n_plus_1"}
