@@ -606,3 +606,60 @@ def test_terminal_tables_are_capped_with_a_pointer_to_the_full_tables(capsys, mo
     capped = terminal_text(result, capsys)
     assert "the first 2 of" in capped and "every row is in report.md and the CSVs" in capped
     assert len(capped.splitlines()) < len(full.splitlines())
+
+
+# ------------------------------------------------------------------ streamed result-table CSVs
+def _reference_csv(rows: list[dict], columns) -> str:
+    """The pandas path write_table_csv replaced (numbers made plain text first, then
+    planner.plan.result.table_csv): the oracle for its bytes."""
+    import math
+
+    from planner.outputs.report import plain_number
+    from planner.plan.result import table_csv
+
+    def in_json(v):
+        if isinstance(v, dict):
+            return {k: in_json(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [in_json(x) for x in v]
+        return int(v) if isinstance(v, float) and math.isfinite(v) and v == int(v) else v
+
+    def conv(v):
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return in_json(v)
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            return v
+        return str(plain_number(v))
+
+    return table_csv([{k: conv(v) for k, v in r.items()} for r in rows], columns)
+
+
+def test_streamed_table_csv_equals_the_pandas_path_on_every_table_and_on_awkward_rows():
+    from planner.outputs.report import write_table_csv
+    from planner.plan.result import TABLES, table_columns
+
+    cases = []
+    for name in EXAMPLES:
+        data = load(name).data
+        for table in TABLES:
+            rows = data.get(table) or []
+            cases.append((f"{name}/{table}", rows, None if rows else table_columns(table)))
+    shared = [1.0, 2.5, {"a": 3.0}]
+    cases += [
+        ("awkward", [
+            {"id": "a", "x": 1.0, "y": 1e-7, "z": 12345678901234567.0, "tags": {"team": "x", "n": 2.0},
+             "l": shared, "b": True, "none": None},
+            {"id": "b,\"q\"", "x": 0.1, "extra": "late column", "l": shared, "b": False, "tags": {"cc": "y"},
+             "nested": {"deep": {"v": 3}}, "nan": float("nan")},
+            {"id": "c\nd", "x": -0.0, "b": None},
+        ], None),
+        ("one empty cell", [{"a": ""}], None),
+        ("no rows, columns", [], ["a", "b_c"]),
+        ("rows without keys", [{}, {}], None),
+    ]
+    for label, rows, cols in cases:
+        buf = io.StringIO()
+        write_table_csv(buf, rows, cols)
+        assert buf.getvalue() == _reference_csv(rows, cols), label
