@@ -314,7 +314,7 @@ def define_variables(m: PlacementModel) -> None:
             for sid in sites:
                 for t in m.slots:
                     m.var(m.x, (w.id, u, sid, t), "x", 0.0, 1.0)
-    routed = {(w, sid) for w, by_u in cs.routes.items() for sites in by_u.values() for sid in sites}
+    routed = {(w.id, sid) for w in m.workloads for sites in cs.routes.get(w.id, {}).values() for sid in sites}
     for c in cs.triples:
         wl = cs.loads[c.workload]
         batch = s.workload(c.workload).is_batch
