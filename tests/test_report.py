@@ -606,6 +606,11 @@ def test_terminal_tables_are_capped_with_a_pointer_to_the_full_tables(capsys, mo
     capped = terminal_text(result, capsys)
     assert "the first 2 of" in capped and "every row is in report.md and the CSVs" in capped
     assert len(capped.splitlines()) < len(full.splitlines())
+    # a section's bullets too (5000x300 printed 1,200 binding power budgets)
+    sections = {s["id"]: s for s in report.report_sections(build_report(result.data))}
+    long = next(sid for sid in report.TERMINAL_SECTIONS if sid in sections and len(sections[sid]["bullets"]) > 2)
+    assert f"- ... and {len(sections[long]['bullets']) - 2:,} more; every one is in report.md" in capped
+    assert "more; every one is in report.md" not in full
 
 
 # ------------------------------------------------------------------ streamed result-table CSVs

@@ -39,6 +39,10 @@ from planner.plan.plan import Plan
 GROUP_TRIPLES = 32
 #: time one group's MILP may take (seconds), at most
 GROUP_SECONDS = 1.5
+#: time one workload's MILP (all its candidates) may take (seconds), at most: 0.7 s and 3 s
+#: were measured no better than 1.5 s on 20x10-200x50, 3 seeds (where gains come from, the dear
+#: workloads' models, HiGHS's root cuts take about a second)
+SINGLE_SECONDS = 1.5
 #: besides the sites where a workload runs and the group's site, the cheapest other candidate
 #: sites it may move to within one group (exact N+1 failover is modelled among these sites)
 EXTRA_SITES = 3
@@ -214,14 +218,14 @@ def improve(cs: CandidateSet, plan: Plan, objective: float, deadline: float, opt
     by_w = cs.by_workload()
     state = {"plan": plan, "objective": objective}
 
-    def attempt(group: list[str], triples: list, lp_guided: bool) -> bool | None:
+    def attempt(group: list[str], triples: list, lp_guided: bool, cap: float = GROUP_SECONDS) -> bool | None:
         """Solve one neighbourhood; True when it improved the plan, None when time is up."""
         left = deadline - time.monotonic()
         if left < 0.3:
             return None
         plan = state["plan"]
         gset = set(group)
-        stop = time.monotonic() + min(GROUP_SECONDS, max(0.2, left - 0.1))
+        stop = time.monotonic() + min(cap, max(0.2, left - 0.1))
         bg = background(plan, gset, {c.site for c in triples})
         try:
             sm = build_model(_sub_cs(cs, triples), "replica", stop, workloads=group, background=bg)
@@ -277,7 +281,7 @@ def improve(cs: CandidateSet, plan: Plan, objective: float, deadline: float, opt
         for kind, items in passes:
             for item in items:
                 if kind == "singles":
-                    ok = attempt([item], by_w[item], lp_guided=False)
+                    ok = attempt([item], by_w[item], lp_guided=False, cap=SINGLE_SECONDS)
                 else:
                     centre, group = item
                     ok = attempt(group, allowed_triples(cs, state["plan"], group, centre, by_w), lp_guided=True)

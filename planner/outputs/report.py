@@ -147,7 +147,8 @@ def render_markdown(result: PlacementResult) -> str:
 
 # ============================================================================ terminal
 TERMINAL_SECTIONS = ("headline", "bom", "placement", "standby", "costs", "binding", "warnings", "solver-notes")
-#: rows of one terminal table at most (1000x100: 2,371 placement rows took the summary 4 s)
+#: rows of one terminal table, and bullets of one section, at most (1000x100: 2,371 placement
+#: rows took the summary 4 s; 5000x300: 1,200 binding power-budget bullets)
 TERMINAL_MAX_ROWS = 40
 
 
@@ -168,8 +169,12 @@ def print_summary(result: PlacementResult) -> None:
         if sec is None:
             continue
         console.print(f"\n[bold]{sec['title']}[/bold]")
-        for b in sec["bullets"]:
+        bullets = sec["bullets"]
+        for b in bullets[:TERMINAL_MAX_ROWS]:
             console.print(f"- {b}", markup=False)
+        if len(bullets) > TERMINAL_MAX_ROWS:  # 5000x300: 1,200 binding power budgets
+            console.print(f"- ... and {len(bullets) - TERMINAL_MAX_ROWS:,} more; every one is in report.md",
+                          markup=False)
         for t in sec["tables"]:
             if sid == "costs" and t["key"] != "cost_by_site":
                 continue
