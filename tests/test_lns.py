@@ -230,3 +230,25 @@ def test_single_workload_moves_cut_a_generated_plan_and_it_verifies(tmp_path):
     r = api.result_from_plan(res, plan, cs)
     assert r.data["verification"]["ok"], r.data["verification"]
     assert r.data["summary"]["total_usd_per_month"] == pytest.approx(obj, rel=1e-9)
+
+
+def test_a_neighbourhood_not_built_within_its_cap_is_skipped_not_the_search(eu, monkeypatch):
+    """BuildDeadline on one neighbourhood (its own 1.5 s cap) skips it; the others still run."""
+    from planner.optimise.model import BuildDeadline
+
+    res, cs = eu
+    start = build_plan(cs, "greedy")
+    obj0 = start.solve.objective
+    start.solve = None
+    real = lns.build_model
+    calls = []
+
+    def first_fails(*a, **k):
+        calls.append(1)
+        if len(calls) == 1:
+            raise BuildDeadline("test: the first neighbourhood's build passed its cap")
+        return real(*a, **k)
+
+    monkeypatch.setattr(lns, "build_model", first_fails)
+    _plan, obj, st = lns.improve(cs, start, obj0, time.monotonic() + 10, SolveOptions())
+    assert len(calls) > 1 and st.groups > 0 and obj <= obj0

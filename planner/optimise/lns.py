@@ -215,9 +215,10 @@ def improve(cs: CandidateSet, plan: Plan, objective: float, deadline: float, opt
     plan first; the others are background), and the groups around each site of
     :func:`neighbourhoods` (workloads that share instances, power or a site's opening move
     together; each round shifts which candidates fill a site's group); the single workloads
-    first up to SINGLES_FIRST_MAX_WORKLOADS workloads, else the site groups first. The single workloads are
-    tried again only after the plan changed; the rounds end at the deadline, or after a round
-    that improved nothing once three rounds are done."""
+    first up to SINGLES_FIRST_MAX_WORKLOADS workloads, else the site groups first. The single
+    workloads are tried again only after the plan changed. A neighbourhood whose model is not
+    built within its own cap is skipped; the rounds end at the deadline, or after a round that
+    improved nothing once three rounds are done."""
     t0 = time.monotonic()
     stats = LnsStats(start_objective=objective, objective=objective)
     sub_opts = SolveOptions(**{**opts.__dict__, "heuristic": False, "node_limit": None, "write_lp": None})
@@ -250,8 +251,8 @@ def improve(cs: CandidateSet, plan: Plan, objective: float, deadline: float, opt
                         sm = build_model(_sub_cs(cs, [c for c in triples if c.key in used]), "replica", stop,
                                          workloads=group, background=bg)
                         shm = HighsModel(sm)
-        except BuildDeadline:
-            return None
+        except BuildDeadline:  # this neighbourhood's own cap passed while building: skip it
+            return None if deadline - time.monotonic() < 0.3 else False
         raw = start_from_plan(sm, shm, plan)
         before = shm.objective(with_power(sm, raw))  # the incumbent's own cost of this group
         x0 = shm.complete(raw, stop)
