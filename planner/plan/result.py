@@ -560,6 +560,12 @@ def write_atomic_json(path: Path, obj: Any) -> None:
     _write_atomic(path, lambda fh: jsontext.write_json(fh, obj))
 
 
+def write_atomic_stream(path: Path, write) -> None:
+    """:func:`write_atomic` of what ``write(fh)`` writes to the open text file (a large table
+    written row by row, never held as one string)."""
+    _write_atomic(path, write)
+
+
 def _write_atomic(path: Path, write) -> None:
     import os
     import tempfile
