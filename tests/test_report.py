@@ -615,12 +615,14 @@ def test_terminal_tables_are_capped_with_a_pointer_to_the_full_tables(capsys, mo
 
 # ------------------------------------------------------------------ streamed result-table CSVs
 def _reference_csv(rows: list[dict], columns) -> str:
-    """The pandas path write_table_csv replaced (numbers made plain text first, then
-    planner.plan.result.table_csv): the oracle for its bytes."""
+    """The pandas path write_table_csv replaced, kept here as the oracle for its bytes: numbers
+    made plain text, rows flattened (nested objects to prefixed columns, lists to JSON text),
+    then a DataFrame's to_csv."""
     import math
 
-    from planner.outputs.report import plain_number
-    from planner.plan.result import table_csv
+    import pandas as pd
+
+    from planner.plan.result import plain_number
 
     def in_json(v):
         if isinstance(v, dict):
@@ -638,12 +640,27 @@ def _reference_csv(rows: list[dict], columns) -> str:
             return v
         return str(plain_number(v))
 
-    return table_csv([{k: conv(v) for k, v in r.items()} for r in rows], columns)
+    def flat(row: dict, prefix: str = "") -> dict:
+        out = {}
+        for k, v in row.items():
+            name = f"{prefix}{k}"
+            if isinstance(v, dict):
+                out.update(flat(v, "tag_" if k == "tags" and not prefix else f"{name}_"))
+            elif isinstance(v, list):
+                out[name] = json.dumps(v, sort_keys=True, allow_nan=False)
+            else:
+                out[name] = v
+        return out
+
+    rows = [flat({k: conv(v) for k, v in r.items()}) for r in rows]
+    df = pd.DataFrame(rows, columns=list(columns) if columns and not rows else None)
+    if columns and rows:
+        df = df.reindex(columns=list(dict.fromkeys([*columns, *df.columns])))
+    return df.to_csv(index=False, lineterminator="\n")
 
 
 def test_streamed_table_csv_equals_the_pandas_path_on_every_table_and_on_awkward_rows():
-    from planner.outputs.report import write_table_csv
-    from planner.plan.result import TABLES, table_columns
+    from planner.plan.result import EXCLUSION_COLUMNS, TABLES, table_columns, table_csv, write_table_csv
 
     cases = []
     for name in EXAMPLES:
@@ -663,8 +680,11 @@ def test_streamed_table_csv_equals_the_pandas_path_on_every_table_and_on_awkward
         ("one empty cell", [{"a": ""}], None),
         ("no rows, columns", [], ["a", "b_c"]),
         ("rows without keys", [{}, {}], None),
+        ("exclusions as a list", [{"workload": "w", "user_region": None, "site": "s", "offer": None,
+                                   "rule": "rtt", "reason": "rtt: 180 ms > 150 ms"}], list(EXCLUSION_COLUMNS)),
     ]
     for label, rows, cols in cases:
         buf = io.StringIO()
         write_table_csv(buf, rows, cols)
         assert buf.getvalue() == _reference_csv(rows, cols), label
+        assert table_csv(rows, cols) == buf.getvalue(), label  # the text path (exclusions given as a list)

@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import math
 from collections import defaultdict
 from pathlib import Path
-
-import numpy as np
 
 from planner.input.consistency import Resolved
 from planner.outputs.report_model import build_report
@@ -26,11 +22,13 @@ from planner.plan.result import (
     EXCLUSION_COLUMNS,
     TABLES,
     PlacementResult,
+    plain_number,
     table_columns,
     table_csv,
     write_atomic,
     write_atomic_json,
     write_atomic_stream,
+    write_table_csv,
 )
 
 
@@ -226,73 +224,6 @@ def baseline_burst(d: dict) -> list[dict]:
 
 
 # ============================================================================ CSVs
-def plain_number(x):
-    """A CSV number: no e-notation, no ``.0`` on whole numbers, full precision otherwise."""
-    if isinstance(x, bool) or not isinstance(x, float):
-        return x
-    if not math.isfinite(x):
-        return x
-    if x == int(x) and abs(x) < 1e15:
-        return int(x)
-    return np.format_float_positional(x, trim="-")
-
-
-def _flat_names(row: dict, prefix: str, names: dict) -> None:
-    for k, v in row.items():
-        if isinstance(v, dict):
-            _flat_names(v, "tag_" if k == "tags" and not prefix else f"{prefix}{k}_", names)
-        else:
-            names[f"{prefix}{k}"] = None
-
-
-def _json_whole(v):
-    """A value inside a list cell (written as JSON text): whole floats as integers."""
-    if isinstance(v, dict):
-        return {k: _json_whole(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_json_whole(x) for x in v]
-    return int(v) if isinstance(v, float) and math.isfinite(v) and v == int(v) else v
-
-
-def _flat_cells(row: dict, prefix: str, out: dict, memo: dict) -> None:
-    for k, v in row.items():
-        if isinstance(v, str):
-            out[f"{prefix}{k}"] = v
-        elif v is None:
-            out[f"{prefix}{k}"] = ""
-        elif isinstance(v, dict):
-            _flat_cells(v, "tag_" if k == "tags" and not prefix else f"{prefix}{k}_", out, memo)
-        elif isinstance(v, list):
-            text = memo.get(id(v))
-            if text is None:
-                text = memo[id(v)] = json.dumps(_json_whole(v), sort_keys=True, allow_nan=False)
-            out[f"{prefix}{k}"] = text
-        elif isinstance(v, bool) or not isinstance(v, int | float):
-            out[f"{prefix}{k}"] = str(v)
-        else:
-            out[f"{prefix}{k}"] = str(plain_number(v))
-
-
-def write_table_csv(fh, rows: list[dict], columns: list[str] | tuple[str, ...] | None = None) -> None:
-    """Write a result table as CSV to a text file, row by row: nested objects become prefixed
-    columns (``tags`` -> ``tag_``), lists JSON text (whole floats as integers), numbers
-    :func:`plain_number`, None and a key a row lacks empty; the header is ``columns`` first, then
-    every other key in the order first met. No table-sized copy is made (5000x300: 803k
-    candidate rows; through pandas, with three copies of them, write_outputs peaked at 5.5 GiB,
-    now 2.0 GiB)."""
-    names: dict[str, None] = dict.fromkeys(columns or ())
-    for r in rows:
-        _flat_names(r, "", names)
-    cols = list(names)
-    w = csv.writer(fh, lineterminator="\n")
-    w.writerow(cols)
-    memo: dict[int, str] = {}  # id(list) -> its text: a list shared by rows (alive meanwhile) is encoded once
-    for r in rows:
-        cells: dict[str, str] = {}
-        _flat_cells(r, "", cells, memo)
-        w.writerow([cells.get(c, "") for c in cols])
-
-
 def _csv(header: list[str], rows: list[list]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
