@@ -31,6 +31,7 @@ import numpy as np
 from planner.derive.candidates import CandidateSet
 from planner.optimise.backends import HighsModel, SolveOptions, lp_relaxation, solve_highs
 from planner.optimise.model import BuildDeadline, build_model
+from planner.optimise.retier import retier
 from planner.optimise.solve import plan_from_values, start_from_plan
 from planner.plan.plan import Plan
 
@@ -62,6 +63,8 @@ GAIN_MIN = 1e-7
 class LnsStats:
     groups: int = 0
     improved: int = 0
+    retiered: int = 0  # re-tierings of the whole incumbent that lowered its cost (retier.py)
+    retier_gain: float = 0.0
     start_objective: float = 0.0
     objective: float = 0.0
     history: list = field(default_factory=list)  # (seconds since start, objective) after each improvement
@@ -276,6 +279,20 @@ def improve(cs: CandidateSet, plan: Plan, objective: float, deadline: float, opt
             on_better(state["plan"], state["objective"])
         return True
 
+    def retier_all() -> None:
+        """The incumbent with its cloud instances re-tiered (retier.py: closed form, milliseconds)."""
+        plan, gain = retier(cs, state["plan"], by_w)
+        if gain > GAIN_MIN * max(1.0, abs(state["objective"])):
+            state["plan"] = plan
+            state["objective"] -= gain
+            stats.retiered += 1
+            stats.retier_gain += gain
+            stats.history.append((time.monotonic() - t0, state["objective"]))
+            if on_better is not None:
+                on_better(state["plan"], state["objective"])
+
+    retier_all()
+    retiered_at = stats.improved  # stats.improved when the incumbent was last re-tiered
     round_no = 0
     singles_at = -1  # stats.improved when the last pass of single workloads began
     while time.monotonic() < deadline - 0.3:
@@ -295,11 +312,18 @@ def improve(cs: CandidateSet, plan: Plan, objective: float, deadline: float, opt
                     centre, group = item
                     ok = attempt(group, allowed_triples(cs, state["plan"], group, centre, by_w), lp_guided=True)
                 if ok is None:
+                    if stats.improved != retiered_at:
+                        retier_all()
                     stats.objective = state["objective"]
                     return state["plan"], state["objective"], stats
                 improved_this_round |= ok
+            if stats.improved != retiered_at:
+                retiered_at = stats.improved
+                retier_all()
         round_no += 1
         if not improved_this_round and round_no >= 3:
             break
+    if stats.improved != retiered_at:
+        retier_all()
     stats.objective = state["objective"]
     return state["plan"], state["objective"], stats
