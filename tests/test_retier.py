@@ -57,11 +57,11 @@ def test_on_a_forced_placement_reserved_and_on_demand_reach_the_exact_optimum(pr
     assert start.solve.objective - gain == pytest.approx(optimum, rel=1e-9)
 
 
-#: (profile, spot policy) -> re-tiered cost / exact optimum, measured: reserved then spot (or
-#: spot then reserved) is not the joint optimum where the optimum mixes both in one slot (flat:
-#: 9 reserved + 2 spot instances against our 6 + 6 at 1 x L4)
-SPOT_CASES = {("flat", "default"): 1.0308, ("peaky", "default"): 1.0, ("ramp", "default"): 1.0527,
-              ("flat", "tight"): 1.0153, ("peaky", "tight"): 1.0031, ("ramp", "tight"): 1.0251}
+#: (profile, spot policy) -> re-tiered cost / exact optimum, measured (the exact optimum
+#: where the cap is the default 50 %; with a 20 % cap the spot conversion, workload by workload
+#: at the largest share the cap allows, stops 0.3 % short)
+SPOT_CASES = {("flat", "default"): 1.0, ("peaky", "default"): 1.0, ("ramp", "default"): 1.0,
+              ("flat", "tight"): 1.0, ("peaky", "tight"): 1.0031, ("ramp", "tight"): 1.0030}
 
 
 @pytest.mark.parametrize("case", sorted(SPOT_CASES), ids=lambda c: "-".join(c))
@@ -80,8 +80,7 @@ def test_spot_only_ever_lowers_the_cost_and_keeps_the_spot_cap(case):
     optimum = exact.data["summary"]["total_usd_per_month"]
     assert gain >= gain_no_spot
     assert optimum * (1 - 1e-9) <= cost <= optimum * (SPOT_CASES[case] + 1e-4)
-    if case != ("flat", "tight"):  # there reserved is cheaper than derated spot throughout
-        assert any(r["tier"] == "spot" for r in plan.replicas)
+    assert any(r["tier"] == "spot" for r in plan.replicas)
 
 
 def test_quota_bounds_what_spot_and_reserved_instances_add():
