@@ -91,10 +91,11 @@ class _State:
             if abs(n - round(n)) > TOL * max(1.0, abs(n)):
                 self.whole = False  # pooled form: replicas are not whole, this pass does not apply
                 return
+            if round(n) <= 0:
+                continue
             key = (r["workload"], r["site"], r["offer"], r["tier"], r["slot"])
             self.reps[key] = self.reps.get(key, 0) + int(round(n))
-            if n > 0:
-                self.size[key[:3]] = r["gpus"] / n
+            self.size[key[:3]] = r["gpus"] / n
         self.inst: dict[tuple, int] = {}
         for i in plan.instances:
             key = (i["site"], i["offer"], i["tier"], i["slot"])
