@@ -122,7 +122,7 @@ def test_the_gain_is_the_verified_cost_change_and_only_tiers_move(tmp_path, size
     for method in ("greedy", "greedy-spread"):
         start = build_plan(cs, method)
         plan, gain = retier(cs, start)
-        assert gain > 0.05 * start.solve.objective, (method, gain)  # measured 8-19 %
+        assert gain > 0.05 * start.solve.objective, (method, gain)  # measured 7.6-18.8 % on greedy-spread
         before = verified_cost(res, cs, start, start.solve, start.solve.objective)
         after = verified_cost(res, cs, plan, start.solve, start.solve.objective - gain)
         assert before - after == pytest.approx(gain, rel=1e-9)
