@@ -79,7 +79,8 @@ def test_merge_replaces_only_the_group():
                replicas=[{"workload": "w1", "site": "a", "offer": "o", "tier": "on_demand", "slot": "t",
                           "replicas": 1.0, "gpus": 1.0}])
     out = lns.merge(inc, sub, {"w1"}, {("a", "o", "on_demand", "t")})
-    assert [(i["site"], i["count"]) for i in out.instances] == [("a", 1), ("b", 1)]
+    # the incumbent's rows first, in their order, then the group's (merge does not re-sort)
+    assert [(i["site"], i["count"]) for i in out.instances] == [("b", 1), ("a", 1)]
     assert sorted(r["workload"] for r in out.replicas) == ["w1", "w2"]
 
 
@@ -308,3 +309,38 @@ def test_a_neighbourhood_not_built_within_its_cap_is_skipped_not_the_search(eu, 
     monkeypatch.setattr(lns, "build_model", first_fails)
     _plan, obj, st = lns.improve(cs, start, obj0, time.monotonic() + 4, SolveOptions())
     assert len(calls) > 1 and st.groups > 0 and obj <= obj0
+
+
+def test_a_group_lp_on_the_milp_model_leaves_it_as_it_was():
+    """Fix-and-optimise solves a group's LP relaxation on the HighsModel its MILP then uses: the
+    LP's value is the LP of a fresh model, and afterwards the MILP on that model finds what a
+    fresh model finds (integrality restored, no solution kept)."""
+    from planner.optimise.backends import HighsModel, lp_relaxation, solve_highs
+
+    cs = build_candidates(api.load_scenario("tests/data/tiny.yaml"))
+    m = build_model(cs, "replica")
+    lp_fresh = lp_relaxation(m, time.monotonic() + 30)
+    hm = HighsModel(m)
+    lp_here = lp_relaxation(m, time.monotonic() + 30, hm=hm)
+    assert lp_fresh is not None and lp_here is not None
+    assert lp_here[1] == pytest.approx(lp_fresh[1], rel=1e-9)
+    opts = SolveOptions(heuristic=False, gap=0.0)
+    here = solve_highs(m, opts, time.monotonic() + 60, None, None, None, hm)
+    fresh = solve_highs(m, opts, time.monotonic() + 60)
+    assert here.model_status == fresh.model_status == "Optimal"
+    assert here.objective == pytest.approx(fresh.objective, rel=1e-6)
+    assert here.objective > lp_here[1]  # the MILP was solved, not its relaxation
+
+
+def test_improve_returns_its_plan_in_canonical_order(eu):
+    """Accepted groups are merged without re-sorting the plan (the incumbent's rows, then the
+    group's); the plan improve returns is canonical."""
+    _res, cs = eu
+    start = build_plan(cs, "greedy")
+    obj = start.solve.objective
+    start.solve = None
+    plan, _obj, st = lns.improve(cs, start, obj, time.monotonic() + 8, SolveOptions())
+    assert st.groups > 0
+    canon = plan.canonical()
+    for name in ("instances", "replicas", "serving", "routes"):
+        assert getattr(plan, name) == getattr(canon, name), name

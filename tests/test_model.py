@@ -87,6 +87,30 @@ def test_failover_rows_are_one_flow_per_lost_site_and_slot(eu):
         assert sid != lost
 
 
+def test_failover_flows_only_to_sites_where_the_model_holds_capacity(eu):
+    """A model of some of a workload's candidates (a fix-and-optimise group) routes failover
+    only to the sites of those candidates: a failover site with no offer of the workload in the
+    model could carry nothing, so it gets no flow columns (fewer rows, the same plans)."""
+    _res, cs, m = eu
+    w = "support-chat"
+    by_site: dict[str, list] = {}
+    for c in cs.triples:
+        if c.workload == w:
+            by_site.setdefault(c.site, []).append(c)
+    sites = sorted(by_site)
+    assert len(sites) >= 3
+    keep = sites[:-1]
+    whole = {sid for (ww, _lost, _k, _u, sid, _t) in m.fz if ww == w}
+    assert sites[-1] in whole  # the whole model routes failover there
+    from planner.optimise import lns
+
+    sub = build_model(lns._sub_cs(cs, [c for sid in keep for c in by_site[sid]]), "replica",
+                      workloads=[w])
+    flows = {sid for (_w, _lost, _k, _u, sid, _t) in sub.fz}
+    assert flows and flows <= set(keep)
+    assert {lost for (_w, lost, _k, _u, _sid, _t) in sub.fz} <= set(keep)
+
+
 def test_failover_uses_each_class_own_rate(eu):
     """fo_capacity: sum_k fq/rho_k <= non-spot replicas, with rho per class (class-aware)."""
     _res, _cs, m = eu

@@ -333,19 +333,29 @@ def _live_line(label: str, elapsed: float, live: dict) -> str:
     return f"{label}: {elapsed:5.1f} s, {best}, {bound}, {g}"
 
 
-def lp_relaxation(m, deadline: float,
-                  progress: Callable[[str], None] | None = None) -> tuple[np.ndarray, float] | None:
+def lp_relaxation(m, deadline: float, progress: Callable[[str], None] | None = None,
+                  hm: HighsModel | None = None) -> tuple[np.ndarray, float] | None:
     """(column values, objective) of the LP relaxation solved by simplex (a valid lower bound:
-    crossover is on), or None if not solved to optimality before the deadline."""
-    hm = HighsModel(m)
-    hm.set_integrality(False)
-    hm.h.setOptionValue("time_limit", max(0.2, deadline - time.monotonic()))
-    stop = run_highs(hm.h, deadline, progress, "HiGHS (LP relaxation)")
-    if stop.user:
-        raise KeyboardInterrupt
-    if stop.why is not None or hm.h.getModelStatus() != hm.hs.HighsModelStatus.kOptimal:
+    crossover is on), or None if not solved to optimality before the deadline. With ``hm`` (a
+    HighsModel of m) it is solved there and hm is left as it was (integer, no solution kept)."""
+    own = hm is None
+    hm = HighsModel(m) if own else hm
+    if hm.abandoned:
         return None
-    values = hm.values()
+    hm.set_integrality(False)
+    try:
+        hm.h.setOptionValue("time_limit", max(0.2, deadline - time.monotonic()))
+        stop = run_highs(hm.h, deadline, progress, "HiGHS (LP relaxation)")
+        if stop.user:
+            raise KeyboardInterrupt
+        ok = stop.why is None and hm.h.getModelStatus() == hm.hs.HighsModelStatus.kOptimal
+        values = hm.values() if ok else None
+    finally:
+        if not own:
+            hm.set_integrality(True)
+            hm.h.clearSolver()
+    if values is None:
+        return None
     if not np.all(np.isfinite(values)):
         return None
     return values, hm.objective(values)

@@ -653,7 +653,10 @@ def define_failover(m: PlacementModel) -> None:
       fo_split:    sum_o fq[w,l,k,s,o,t] = sum_u fz[w,l,k,u,s,t]                 k in P_w, s != l
       fo_capacity: sum_k fq[w,l,k,s,o,t] / rho[w,k,o] <= sum_{tau != spot} r[w,s,o,tau,t]
 
-    F(w,k,u) = candidates.failover_sites (residency, RTT <= failover limit, an offer runs k).
+    F(w,k,u) = candidates.failover_sites (residency, RTT <= failover limit, an offer runs k),
+    kept to the sites where this model has a non-spot candidate of w that runs k (in a group
+    model of lns.py, a restriction of w's candidates, the others could carry nothing: their
+    fo_split row would hold their flow at 0).
     User regions with the same F are one commodity g (exact: a flow of their summed load splits
     back per region in proportion, every region of g being allowed the same sites).
     Spot is excluded (it may vanish at the same moment). Losing a site where w has no candidate
@@ -678,6 +681,9 @@ def define_failover(m: PlacementModel) -> None:
                 if tau != "spot":
                     for t in m.slots:
                         ns_r[(c.site, c.offer.id, t)].append(m.r[(w.id, c.site, c.offer.id, tau, t)])
+        # the sites of F(w,k,u) that can hold capacity for k in this model (see the docstring)
+        runs_k = {lc.key: {c.site for c in cands if c.rps[lc.key].rps > 0 and any(tau != "spot" for tau in c.tiers)}
+                  for lc in prot}
         for t in m.slots:
             demand = {(lc.key, u): wl.peak_rps.get((lc.key, u, t), 0.0) for lc in prot for u in wl.user_regions()}
             demand = {key: load for key, load in demand.items() if load > 0}
@@ -688,7 +694,7 @@ def define_failover(m: PlacementModel) -> None:
             groups: dict[str, list[tuple[str, tuple[str, ...], float]]] = defaultdict(list)
             by_sites: dict[tuple, list[str]] = defaultdict(list)
             for (k, u) in sorted(demand):
-                by_sites[(k, tuple(cs.failover_sites.get((w.id, k, u), [])))].append(u)
+                by_sites[(k, tuple(sid for sid in cs.failover_sites.get((w.id, k, u), []) if sid in runs_k[k]))].append(u)
             for (k, fsites), us in sorted(by_sites.items()):
                 label = us[0] if len(us) == 1 else f"{us[0]}+{len(us) - 1}"
                 groups[k].append((label, fsites, sum(demand[(k, u)] for u in us)))

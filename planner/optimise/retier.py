@@ -382,7 +382,7 @@ class _State:
                       for k, n in self.reps.items() if n > 0],
             serving=old.serving, routes=old.routes)
         out.open_sites = list(old.open_sites)
-        return out.canonical()
+        return out  # rows in the pass's order (deterministic); result tables sort them
 
 
 def retier(cs: CandidateSet, plan: Plan, by_w: dict | None = None, spot: bool = True) -> tuple[Plan, float]:
