@@ -153,7 +153,7 @@ class _State:
         usd, new, gpus = opts.costs.step(self, t, extra, opts.shape_gpus)
         if egress is not None:
             usd = usd + egress
-        ok = ~np.isnan(add) & (True if sites is None else opts.by_site({s: True for s in sites}, False))
+        ok = ~np.isnan(add) & (True if sites is None else opts.site_mask(sites))
         return usd, add, extra, new, gpus, np.flatnonzero(ok)
 
     def best(self, opts: _Options, t: str, loads: dict[str, float], sites: set[str] | None,
@@ -284,6 +284,9 @@ class _Options:
         self.site_of = np.array([self.at[c.site] for c in self.cand], dtype=np.int64)
         self.costs = st.costs.take(np.array([st.pool_index[key] for key, _c, _tier in rows], dtype=np.int64))
         self.shape_gpus = np.array([c.shape.gpus for c in self.cand], dtype=float)
+        # USD per GB of internet egress at each option's site
+        self.egress_price = np.array([st.res.sites[sid].internet_egress_usd_per_gb for sid in self.sites],
+                                     dtype=float)[self.site_of]
         self.rates: dict[str, np.ndarray] = {}  # class -> rps per replica of each option
         self.need = np.zeros((len(rows), len(st.slots)))
         self.reps = np.zeros((len(rows), len(st.slots)))
@@ -300,13 +303,9 @@ class _Options:
                 add = add + np.divide(x, r, out=np.full(len(r), np.nan), where=r > 0)
         return add
 
-    def by_site(self, values: dict[str, object], default) -> np.ndarray:
-        """A value per option from a value per site."""
-        per_site = np.full(len(self.sites), default)
-        at = [(self.at[sid], v) for sid, v in values.items() if sid in self.at]
-        if at:
-            per_site[[n for n, _v in at]] = [v for _n, v in at]
-        return per_site[self.site_of]
+    def site_mask(self, sites: set[str] | frozenset[str]) -> np.ndarray:
+        """Per option: its site is in ``sites``."""
+        return np.array([sid in sites for sid in self.sites], dtype=bool)[self.site_of]
 
 
 # ---------------------------------------------------------------------------- the rules
@@ -416,7 +415,7 @@ def _place_workload(cs: CandidateSet, st: _State, by_w: dict, w) -> None:
 def _egress(cs: CandidateSet, opts: _Options, w: str, u: str, t: str, sites: set[str]) -> np.ndarray:
     """USD/month of the response egress of (w, u, t) from each option's site (0 outside ``sites``)."""
     gb = response_gb(cs.res, cs.loads, w, u, t)
-    return opts.by_site({sid: gb * cs.res.sites[sid].internet_egress_usd_per_gb for sid in sites}, 0.0)
+    return np.where(opts.site_mask(sites), gb * opts.egress_price, 0.0)
 
 
 def _failover_sites(cs: CandidateSet, w: str, u: str, plow: dict[str, float]) -> set[str]:
@@ -462,7 +461,7 @@ def _min_sites(cs: CandidateSet, st: _State, opts: _Options, w, used: set[str]) 
     t = max(st.slots, key=lambda x: (wl.peak(x) if not w.is_batch else 0.0, x == (wl.batch_slots or [x])[0]))
     while len(used) < w.redundancy.min_sites:
         usd, new, gpus = opts.costs.step(st, t, np.ones(len(opts.cand)), opts.shape_gpus)
-        idx = np.flatnonzero(~opts.by_site({sid: True for sid in used}, False))
+        idx = np.flatnonzero(~opts.site_mask(used))
         i = st.cheapest_fit(opts, t, usd, idx, gpus, new)
         if i is None:
             raise NoOption(f"{st.method}: {w.id} cannot reach min_sites {w.redundancy.min_sites}")
