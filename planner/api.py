@@ -22,6 +22,7 @@ from typing import Any
 
 from planner.derive.candidates import CandidateSet, build_candidates
 from planner.errors import InputError
+from planner.gcpause import gc_paused
 from planner.input.catalog import load_catalog
 from planner.input.consistency import Resolved, check
 from planner.input.loader import load_raw
@@ -31,6 +32,7 @@ from planner.plan.plan import Plan
 from planner.plan.result import PlacementResult, build_result
 
 
+@gc_paused
 def load_scenario(path: str | Path, variant: str | None = None, catalog_dir: Path | None = None) -> Resolved:
     """Read, patch (variant), validate and resolve a scenario against the catalogs."""
     loaded = load_raw(path, variant)
@@ -60,6 +62,7 @@ def solve(res: Resolved, options: SolveOptions | None = None, integrality: str =
     return result
 
 
+@gc_paused
 def result_from_plan(res: Resolved, plan: Plan, cs: CandidateSet | None = None) -> PlacementResult:
     """result.json (1.1) of a Plan, verified independently: the same bytes for the same scenario,
     plan tables and solve record, with no model or solver involved."""

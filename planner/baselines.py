@@ -43,6 +43,7 @@ import numpy as np
 from planner.derive.candidates import Candidate, CandidateSet, protected_classes
 from planner.derive.demand import response_gb
 from planner.derive.power import gpu_kw_factor
+from planner.gcpause import gc_paused
 from planner.plan.costing import cost_lines, decision_cost, slot_month_hours
 from planner.plan.plan import Plan, SolveRecord
 from planner.tolerance import TOL, ceil_tol_array
@@ -318,6 +319,7 @@ def _demand(cs: CandidateSet, w) -> float:
     return max((wl.peak(t.id) for t in cs.res.scenario.time_slots), default=0.0)
 
 
+@gc_paused
 def build_plan(cs: CandidateSet, method: str, first: Sequence[str] = (), failed: list | None = None) -> Plan:
     """The baseline plan of ``method`` (see the module docstring) with its SolveRecord.
 

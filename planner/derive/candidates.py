@@ -32,6 +32,7 @@ from planner.derive.demand import LoadClass, WorkloadLoad, build_loads
 from planner.derive.serving import workload_rates
 from planner.derive.throughput import Estimate, ReplicaShape
 from planner.derive.topology import Link, link_tables
+from planner.gcpause import gc_paused
 from planner.input.consistency import Offer, Resolved, residency_allows
 
 BASELINE_TIERS = ("owned", "bought", "reserved")
@@ -232,6 +233,7 @@ def _tiers(res: Resolved, o: Offer) -> list[str]:
     return out
 
 
+@gc_paused
 def build_candidates(res: Resolved) -> CandidateSet:
     """The candidate set of a scenario. Linear in workloads x sites x user regions with small
     constants: the residency and latency filters run as arrays over a workload's sites (one row

@@ -20,6 +20,7 @@ This gives plans, not bounds: a bound comes from elsewhere (see strategy.py).
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 from collections import defaultdict
@@ -226,7 +227,25 @@ def improve(cs: CandidateSet, plan: Plan, objective: float, deadline: float, opt
     first up to SINGLES_FIRST_MAX_WORKLOADS workloads, else the site groups first. The single
     workloads are tried again only after the plan changed. A neighbourhood whose model is not
     built within its own cap is skipped; the rounds end at the deadline, or after a round that
-    improved nothing once three rounds are done."""
+    improved nothing once three rounds are done.
+
+    The objects alive at the start (candidates, the plan) are moved out of the cycle collector's
+    sight while it runs (gc.freeze; restored at the end): each group builds a model, and every
+    full collection those allocations trigger would traverse them again (groups in 60 s at
+    5000x300: 130 against 122; in 30 s at 1000x100: 75 against 69). A caller that froze objects
+    itself keeps them frozen (nothing is frozen or unfrozen here then)."""
+    own = gc.get_freeze_count() == 0
+    if own:
+        gc.freeze()
+    try:
+        return _improve(cs, plan, objective, deadline, opts, on_better)
+    finally:
+        if own:
+            gc.unfreeze()
+
+
+def _improve(cs: CandidateSet, plan: Plan, objective: float, deadline: float, opts: SolveOptions,
+             on_better: Callable[[Plan, float], None] | None) -> tuple[Plan, float, LnsStats]:
     t0 = time.monotonic()
     stats = LnsStats(start_objective=objective, objective=objective)
     sub_opts = SolveOptions(**{**opts.__dict__, "heuristic": False, "node_limit": None, "write_lp": None})

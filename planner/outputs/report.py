@@ -14,6 +14,7 @@ import io
 from collections import defaultdict
 from pathlib import Path
 
+from planner.gcpause import gc_paused
 from planner.input.consistency import Resolved
 from planner.outputs.report_model import build_report
 from planner.outputs.report_sections import _table, report_sections, sig  # noqa: F401 (sig: public)
@@ -328,6 +329,7 @@ def report_csvs(d: dict, m: dict) -> dict[str, str]:
     return out
 
 
+@gc_paused
 def write_outputs(result: PlacementResult, out_dir: Path, plan: Plan | None = None) -> None:
     """result.json, plan.json (when a plan is given), report.md, report.html, the report's CSVs
     (costs, bom, placement_by_slot, standby, cost_by_site, utilisation_by_slot), one CSV per other
