@@ -230,6 +230,30 @@ def test_workloads_are_tried_dearest_first():
     assert [cost[w] for w in order] == sorted(cost.values(), reverse=True)
 
 
+def test_site_neighbourhoods_are_taken_dearest_site_first():
+    """neighbourhoods: sites by what the replicas there cost (not by GPUs held), each group
+    opening with the workloads that have replicas there, dearest first."""
+    from planner.plan.costing import gpu_usd_per_hour, offer_index, slot_month_hours
+
+    res = api.load_scenario("workloads/global_chat.yaml")
+    cs = build_candidates(res)
+    plan = build_plan(cs, "greedy")
+    H, offers = slot_month_hours(res), offer_index(res)
+    hpm = res.scenario.policies.hours_per_month
+    cost: dict[str, dict[str, float]] = {}
+    for r in plan.replicas:
+        usd = r["gpus"] * H[r["slot"]] * gpu_usd_per_hour(offers[(r["site"], r["offer"])], r["tier"], hpm)
+        at = cost.setdefault(r["site"], {})
+        at[r["workload"]] = at.get(r["workload"], 0.0) + usd
+    groups = lns.neighbourhoods(cs, plan, 0)
+    sites = [sid for sid, _group in groups]
+    assert sites == sorted(cost, key=lambda sid: (-sum(cost[sid].values()), sid))
+    for sid, group in groups:
+        holders = [w for w in group if w in cost[sid]]
+        assert holders == group[:len(holders)]
+        assert [cost[sid][w] for w in holders] == sorted((cost[sid][w] for w in holders), reverse=True)
+
+
 def test_single_workload_moves_cut_a_generated_plan_and_it_verifies(tmp_path):
     """A generated 20x10 (seed 2): from greedy-spread's plan re-tiered (retier.py: 0.999 -> 0.923
     x greedy), fix-and-optimise (the single-workload pass first) cuts it by more than 10 %
