@@ -254,7 +254,8 @@ def improve(cs: CandidateSet, plan: Plan, objective: float, deadline: float, opt
     if own:
         gc.freeze()
     try:
-        return _improve(cs, plan, objective, deadline, opts, on_better)
+        best, obj, stats = _improve(cs, plan, objective, deadline, opts, on_better)
+        return best.canonical(), obj, stats
     finally:
         if own:
             gc.unfreeze()
@@ -262,6 +263,7 @@ def improve(cs: CandidateSet, plan: Plan, objective: float, deadline: float, opt
 
 def _improve(cs: CandidateSet, plan: Plan, objective: float, deadline: float, opts: SolveOptions,
              on_better: Callable[[Plan, float], None] | None) -> tuple[Plan, float, LnsStats]:
+    """:func:`improve`'s rounds; the plan it returns is in merge order (improve sorts it)."""
     t0 = time.monotonic()
     stats = LnsStats(start_objective=objective, objective=objective)
     sub_opts = SolveOptions(**{**opts.__dict__, "heuristic": False, "node_limit": None, "write_lp": None})
@@ -355,7 +357,7 @@ def _improve(cs: CandidateSet, plan: Plan, objective: float, deadline: float, op
                     if stats.improved != retiered_at:
                         retier_all()
                     stats.objective = state["objective"]
-                    return state["plan"].canonical(), state["objective"], stats
+                    return state["plan"], state["objective"], stats
                 improved_this_round |= ok
             if stats.improved != retiered_at:
                 retiered_at = stats.improved
@@ -366,4 +368,4 @@ def _improve(cs: CandidateSet, plan: Plan, objective: float, deadline: float, op
     if stats.improved != retiered_at:
         retier_all()
     stats.objective = state["objective"]
-    return state["plan"].canonical(), state["objective"], stats
+    return state["plan"], state["objective"], stats
