@@ -187,10 +187,28 @@ class CandidateSet:
         return cached[2]
 
     def by_workload(self) -> dict[str, list[Candidate]]:
-        out: dict[str, list[Candidate]] = {w.id: [] for w in self.res.scenario.workloads}
-        for c in self.triples:
+        """workload -> its candidates (every workload of the scenario a key), built once per
+        triples list (read-only: callers share it)."""
+        cached = self.__dict__.get("_by_workload")
+        if cached is None or cached[0] is not self.triples or cached[1] != len(self.triples):
+            out: dict[str, list[Candidate]] = {w.id: [] for w in self.res.scenario.workloads}
+            for c in self.triples:
+                out[c.workload].append(c)
+            cached = (self.triples, len(self.triples), out)
+            self.__dict__["_by_workload"] = cached
+        return cached[2]
+
+    def for_group(self, triples: list[Candidate], workloads: list[str]) -> CandidateSet:
+        """The same candidate set with only ``triples`` (all of them of ``workloads``): a group
+        model's (planner/optimise/lns.py). Its :meth:`by_workload` holds only those workloads
+        (a dict over every workload of a 5000-workload scenario took 4 ms per group model)."""
+        sub = CandidateSet(res=self.res, loads=self.loads, triples=triples, routes=self.routes, rtt=self.rtt,
+                           egress=self.egress, exclusions=self.exclusions, failover_sites=self.failover_sites)
+        out: dict[str, list[Candidate]] = {w: [] for w in workloads}
+        for c in triples:
             out[c.workload].append(c)
-        return out
+        sub.__dict__["_by_workload"] = (triples, len(triples), out)
+        return sub
 
 
 def _reason_kind(reason: str) -> str:

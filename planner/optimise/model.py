@@ -676,14 +676,21 @@ def define_failover(m: PlacementModel) -> None:
         cands = by_w[w.id]
         lost_sites = sorted({c.site for c in cands})
         ns_r: dict[tuple, list] = defaultdict(list)  # (s, o, t) -> non-spot replica variables
+        # (s, k) -> (offer, 1 / rho[w,k,o]) of the candidates at s that run k with a non-spot tier
+        runs_at: dict[tuple[str, str], list[tuple[str, float]]] = defaultdict(list)
         for c in cands:
-            for tau in c.tiers:
-                if tau != "spot":
-                    for t in m.slots:
-                        ns_r[(c.site, c.offer.id, t)].append(m.r[(w.id, c.site, c.offer.id, tau, t)])
+            non_spot = [tau for tau in c.tiers if tau != "spot"]
+            for tau in non_spot:
+                for t in m.slots:
+                    ns_r[(c.site, c.offer.id, t)].append(m.r[(w.id, c.site, c.offer.id, tau, t)])
+            if non_spot:
+                for lc in prot:
+                    if c.rps[lc.key].rps > 0:
+                        runs_at[(c.site, lc.key)].append((c.offer.id, 1.0 / c.rps[lc.key].rps))
         # the sites of F(w,k,u) that can hold capacity for k in this model (see the docstring)
-        runs_k = {lc.key: {c.site for c in cands if c.rps[lc.key].rps > 0 and any(tau != "spot" for tau in c.tiers)}
-                  for lc in prot}
+        fsites_of = {(lc.key, u): tuple(sid for sid in cs.failover_sites.get((w.id, lc.key, u), [])
+                                        if (sid, lc.key) in runs_at)
+                     for lc in prot for u in wl.user_regions()}
         for t in m.slots:
             demand = {(lc.key, u): wl.peak_rps.get((lc.key, u, t), 0.0) for lc in prot for u in wl.user_regions()}
             demand = {key: load for key, load in demand.items() if load > 0}
@@ -694,7 +701,7 @@ def define_failover(m: PlacementModel) -> None:
             groups: dict[str, list[tuple[str, tuple[str, ...], float]]] = defaultdict(list)
             by_sites: dict[tuple, list[str]] = defaultdict(list)
             for (k, u) in sorted(demand):
-                by_sites[(k, tuple(sid for sid in cs.failover_sites.get((w.id, k, u), []) if sid in runs_k[k]))].append(u)
+                by_sites[(k, fsites_of[(k, u)])].append(u)
             for (k, fsites), us in sorted(by_sites.items()):
                 label = us[0] if len(us) == 1 else f"{us[0]}+{len(us) - 1}"
                 groups[k].append((label, fsites, sum(demand[(k, u)] for u in us)))
@@ -713,11 +720,10 @@ def define_failover(m: PlacementModel) -> None:
                         m.add_row("fo_route", f"{w.id}__{lost}__{k}__{u}__{t}", pairs, EQ, load)
                     for sid, zs in sorted(into.items()):
                         pairs = list(zs)
-                        for c in cands:
-                            if c.site == sid and c.rps[k].rps > 0 and ns_r.get((sid, c.offer.id, t)):
-                                v = m.var(m.fq, (w.id, lost, k, sid, c.offer.id, t), "fq")
-                                pairs.append((v, 1.0))
-                                cap_rows[(sid, c.offer.id)].append((v, 1.0 / c.rps[k].rps))
+                        for oid, inv_rho in runs_at[(sid, k)]:
+                            v = m.var(m.fq, (w.id, lost, k, sid, oid, t), "fq")
+                            pairs.append((v, 1.0))
+                            cap_rows[(sid, oid)].append((v, inv_rho))
                         m.add_row("fo_split", f"{w.id}__{lost}__{k}__{sid}__{t}", pairs, EQ,
                                   0.0)
                 for (sid, oid), pairs in sorted(cap_rows.items()):
@@ -783,9 +789,12 @@ def define_objective(m: PlacementModel) -> None:
             terms[("fixed", sid, "")].append((v, fixed))
     for (sid, t), v in m.P.items():
         terms[("electricity", sid, "")].append((v, m.H[t] * res.sites[sid].electricity_usd_per_kwh))
-    # response egress
+    # response egress (GB per (w, u, t), the same at every site)
+    gb_of: dict[tuple[str, str, str], float] = {}
     for (w, u, sid, t), v in m.x.items():
-        gb = response_gb(res, cs.loads, w, u, t)
+        gb = gb_of.get((w, u, t))
+        if gb is None:
+            gb = gb_of[(w, u, t)] = response_gb(res, cs.loads, w, u, t)
         price = res.sites[sid].internet_egress_usd_per_gb
         if gb * price:
             terms[("egress_response", sid, w)].append((v, gb * price))
