@@ -368,3 +368,69 @@ def test_improve_returns_its_plan_in_canonical_order(eu):
     canon = plan.canonical()
     for name in ("instances", "replicas", "serving", "routes"):
         assert getattr(plan, name) == getattr(canon, name), name
+
+
+def test_the_incumbent_index_gives_what_the_whole_plan_gives(tmp_path):
+    """lns.Incumbent: a group's background, start vector and LP-support rows read from the index
+    equal those read from the whole plan; replacing a group in place gives the plan merge gives;
+    the materialised plan holds every row once."""
+    import json
+
+    import numpy as np
+    from generate import make_scenario
+
+    from planner.optimise.backends import HighsModel, solve_highs
+    from planner.optimise.solve import plan_from_values, start_from_plan
+
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(make_scenario(20, 10, 2)))
+    res = api.load_scenario(path)
+    cs = build_candidates(res)
+    start = build_plan(cs, "greedy-spread")
+    start.solve = None
+    by_w = cs.by_workload()
+    inc = lns.Incumbent(start)
+    assert inc.plan().canonical().tables() == start.canonical().tables()
+    replaced = 0
+    for sid, group in lns.neighbourhoods(cs, start, 0, by_w):
+        gset = set(group)
+        triples = lns.allowed_triples(cs, start, group, sid, by_w)
+        assert triples == lns.allowed_triples(cs, inc, group, sid, by_w)
+        sites = {c.site for c in triples}
+        bg = lns.background(start, gset, sites)
+        assert inc.background(gset, sites) == pytest.approx(bg)
+        m = build_model(lns._sub_cs(cs, triples, group), "replica", workloads=group, background=bg)
+        hm = HighsModel(m)
+        x_whole = start_from_plan(m, hm, start)
+        assert np.array_equal(start_from_plan(m, hm, inc.part(gset, sites)), x_whole)
+        assert sorted(inc.replicas(group[0]), key=str) == sorted(
+            (r for r in start.replicas if r["workload"] == group[0]), key=str)
+        if replaced:
+            continue
+        out = solve_highs(m, SolveOptions(heuristic=False), time.monotonic() + 10,
+                          [("incumbent", hm.complete(x_whole, time.monotonic() + 5))], None, None, hm)
+        if out.values is None:
+            continue
+        sub = plan_from_values(m, hm, out.values)
+        merged = lns.merge(start, sub, gset, set(m.n), set(m.open))
+        other = lns.Incumbent(start)
+        other.replace(sub, gset, set(m.n), set(m.open))
+        assert other.plan().canonical().tables() == merged.canonical().tables()
+        # the index follows the replacement: the group's new rows, the others' GPUs at its sites
+        assert other.background(gset, sites) == pytest.approx(lns.background(merged, gset, sites))
+        for w in group:
+            assert other.sites_of(w) == {r["site"] for r in merged.replicas if r["workload"] == w}
+        replaced += 1
+    assert replaced == 1
+
+
+def test_for_group_candidate_sets_hold_only_the_group():
+    res = api.load_scenario("workloads/eu_saas.yaml")
+    cs = build_candidates(res)
+    by_w = cs.by_workload()
+    assert cs.by_workload() is by_w  # built once per triples list
+    w = next(w for w, c in by_w.items() if c)
+    sub = cs.for_group(by_w[w], [w])
+    assert sub.by_workload() == {w: by_w[w]}
+    assert build_model(sub, "replica", workloads=[w]).n_cols == build_model(
+        cs.restricted({c.key for c in by_w[w]}), "replica", workloads=[w]).n_cols
