@@ -706,6 +706,10 @@ def define_failover(m: PlacementModel) -> None:
                 label = us[0] if len(us) == 1 else f"{us[0]}+{len(us) - 1}"
                 groups[k].append((label, fsites, sum(demand[(k, u)] for u in us)))
             for lost in lost_sites:
+                # one workload with hundreds of candidate sites has millions of failover columns
+                # (5000x300: 3.6 M for one N+1 workload over 237 sites, 9-11 s to build): the
+                # deadline is checked per lost site, not only per workload
+                m.check_deadline()
                 cap_rows: dict[tuple[str, str], list] = defaultdict(list)
                 for k in sorted(groups):
                     into: dict[str, list] = defaultdict(list)
