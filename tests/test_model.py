@@ -205,3 +205,41 @@ def test_arrays_and_pulp_problem_are_the_same_model(eu):
         assert {pos[v.name]: x for v, x in c.items()} == row
         assert (c.getLb() if c.getLb() is not None else -np.inf) == a.row_lo[i]
         assert (c.getUb() if c.getUb() is not None else np.inf) == a.row_hi[i]
+
+
+def test_the_failover_build_checks_its_deadline_per_lost_site(eu, monkeypatch):
+    """One N+1 workload with hundreds of candidate sites has millions of failover columns: the
+    build must be able to stop inside one workload's failover block, so the deadline is checked
+    for every (slot, lost site), not only between workloads."""
+    import time
+
+    from planner.optimise import model as model_mod
+
+    _res, cs, _m = eu
+    by_w = cs.by_workload()
+    w = "support-chat"
+    assert by_w[w]
+    m = build_model(cs.for_group(by_w[w], [w]), "replica", workloads=[w])
+    lost = {key[1] for key in m.fz}
+    slots = {key[5] for key in m.fz}
+    calls = []
+    monkeypatch.setattr(model_mod.PlacementModel, "check_deadline", lambda self: calls.append(1))
+    m2 = build_model(cs.for_group(by_w[w], [w]), "replica", workloads=[w])
+    assert m2.n_cols == m.n_cols
+    assert len(calls) >= len(lost) * len(slots)
+    monkeypatch.undo()
+    # and a deadline that passes inside the block stops the build there
+    real = model_mod.PlacementModel.add_row
+    seen = {"fo": 0}
+
+    def slow_row(self, family, label, pairs, sense, rhs):
+        if family == "fo_route":
+            seen["fo"] += 1
+            if seen["fo"] == 1:
+                self.deadline = time.monotonic() - 1.0  # the deadline passes during the block
+        return real(self, family, label, pairs, sense, rhs)
+
+    monkeypatch.setattr(model_mod.PlacementModel, "add_row", slow_row)
+    with pytest.raises(model_mod.BuildDeadline):
+        build_model(cs.for_group(by_w[w], [w]), "replica", time.monotonic() + 60, workloads=[w])
+    assert seen["fo"] < sum(1 for fam in m.row_family if fam == "fo_route")
