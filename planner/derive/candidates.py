@@ -167,11 +167,15 @@ class CandidateSet:
     #: (residency, failover RTT limit, an offer that runs the class), sorted by RTT
     failover_sites: dict[tuple[str, str, str], list[str]] = field(default_factory=dict)
 
+    def with_triples(self, triples: list[Candidate]) -> CandidateSet:
+        """The same candidate set (routes, links, egress, exclusions, failover sites) with
+        ``triples`` as its candidates."""
+        return CandidateSet(res=self.res, loads=self.loads, triples=triples, routes=self.routes, rtt=self.rtt,
+                            egress=self.egress, exclusions=self.exclusions, failover_sites=self.failover_sites)
+
     def restricted(self, keys: set[tuple[str, str, str]]) -> CandidateSet:
         """The same candidate set with only the (workload, site, offer) triples in ``keys``."""
-        return CandidateSet(res=self.res, loads=self.loads, triples=[c for c in self.triples if c.key in keys],
-                            routes=self.routes, rtt=self.rtt, egress=self.egress, exclusions=self.exclusions,
-                            failover_sites=self.failover_sites)
+        return self.with_triples([c for c in self.triples if c.key in keys])
 
     def reason_counts(self) -> dict[str, int]:
         ex = self.exclusions
@@ -202,8 +206,7 @@ class CandidateSet:
         """The same candidate set with only ``triples`` (all of them of ``workloads``): a group
         model's (planner/optimise/lns.py). Its :meth:`by_workload` holds only those workloads
         (a dict over every workload of a 5000-workload scenario took 4 ms per group model)."""
-        sub = CandidateSet(res=self.res, loads=self.loads, triples=triples, routes=self.routes, rtt=self.rtt,
-                           egress=self.egress, exclusions=self.exclusions, failover_sites=self.failover_sites)
+        sub = self.with_triples(triples)
         out: dict[str, list[Candidate]] = {w: [] for w in workloads}
         for c in triples:
             out[c.workload].append(c)

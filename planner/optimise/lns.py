@@ -33,7 +33,7 @@ from planner.derive.candidates import CandidateSet
 from planner.optimise.backends import HighsModel, SolveOptions, lp_relaxation, solve_highs
 from planner.optimise.model import BuildDeadline, build_model
 from planner.optimise.retier import retier
-from planner.optimise.solve import plan_from_values, start_from_plan
+from planner.optimise.solve import instance_key, plan_from_values, start_from_plan
 from planner.plan.plan import Plan
 
 #: a group holds workloads until it has about this many candidate triples (sub-MIPs of this size
@@ -152,16 +152,9 @@ def background(plan: Plan, group: set[str], sites: set[str] | None = None) -> di
     candidates, where instances, quotas, power and opening are per site; elsewhere the
     incumbent's instances stay as they are, and modelling them, as before stop 17, made every
     group's model hold the whole plan's instances: 834 instance rows for one 50x20 workload).
-    :meth:`Incumbent.background` is the same from its index."""
-    bg: dict[tuple, float] = defaultdict(float)
-    for r in plan.replicas:
-        if r["workload"] not in group and (sites is None or r["site"] in sites):
-            bg[(r["site"], r["offer"], r["tier"], r["slot"])] += r["gpus"]
-    return dict(bg)
-
-
-def _ikey(i: dict) -> tuple:
-    return (i["site"], i["offer"], i["tier"]) if i["slot"] is None else (i["site"], i["offer"], i["tier"], i["slot"])
+    The search reads it from its index (:meth:`Incumbent.background`)."""
+    inc = Incumbent(plan)
+    return inc.background(group, sites if sites is not None else set(inc.at_site))
 
 
 def merge(plan: Plan, sub: Plan, group: set[str], sub_instance_keys: set, sub_sites: set | frozenset = frozenset()) -> Plan:
@@ -176,6 +169,19 @@ def merge(plan: Plan, sub: Plan, group: set[str], sub_instance_keys: set, sub_si
     return inc.plan()
 
 
+def _rows_by_workload(plan: Plan) -> dict[str, tuple[list, list, list]]:
+    """workload -> (its replica rows, serving rows, route rows), in the plan's order, workloads in
+    the order of their first row."""
+    out: dict[str, tuple[list, list, list]] = {}
+    for name, table in ((0, plan.replicas), (1, plan.serving), (2, plan.routes)):
+        for r in table:
+            got = out.get(r["workload"])
+            if got is None:
+                got = out[r["workload"]] = ([], [], [])
+            got[name].append(r)
+    return out
+
+
 class Incumbent:
     """The fix-and-optimise incumbent indexed by workload and site, so that a neighbourhood reads
     and replaces only its own part: its workloads' rows, the GPUs other workloads hold at its
@@ -187,14 +193,8 @@ class Incumbent:
     rows move to the end, as :func:`merge` appends the group's rows."""
 
     def __init__(self, plan: Plan):
-        self.rows: dict[str, tuple[list, list, list]] = {}
-        for name, table in ((0, plan.replicas), (1, plan.serving), (2, plan.routes)):
-            for r in table:
-                got = self.rows.get(r["workload"])
-                if got is None:
-                    got = self.rows[r["workload"]] = ([], [], [])
-                got[name].append(r)
-        self.instances: dict[tuple, dict] = {_ikey(i): i for i in plan.instances}
+        self.rows = _rows_by_workload(plan)
+        self.instances: dict[tuple, dict] = {instance_key(i): i for i in plan.instances}
         self.inst_at: dict[str, set] = defaultdict(set)
         for key in self.instances:
             self.inst_at[key[0]].add(key)
@@ -257,21 +257,14 @@ class Incumbent:
                     at = self.at_site.get(r["site"])
                     if at is not None and w in at:
                         del at[w]
-        new: dict[str, tuple[list, list, list]] = {}
-        for name, table in ((0, sub.replicas), (1, sub.serving), (2, sub.routes)):
-            for r in table:
-                got = new.get(r["workload"])
-                if got is None:
-                    got = new[r["workload"]] = ([], [], [])
-                got[name].append(r)
-        for w, rows in new.items():
+        for w, rows in _rows_by_workload(sub).items():
             self.rows[w] = rows
             self._index(w, rows[0])
         for key in sub_instance_keys:
             if self.instances.pop(key, None) is not None:
                 self.inst_at[key[0]].discard(key)
         for i in sub.instances:
-            key = _ikey(i)
+            key = instance_key(i)
             self.instances[key] = i
             self.inst_at[key[0]].add(key)
         self.open_sites = sorted((set(self.open_sites) - set(sub_sites)) | set(sub.open_sites))

@@ -51,13 +51,19 @@ def plan_from_values(m: PlacementModel, hm: HighsModel, x: np.ndarray) -> Plan:
     return plan.canonical()
 
 
+def instance_key(i: dict) -> tuple:
+    """The model's instance key (the ``n`` store) of a Plan instance row: (site, offer, tier)
+    for the baseline tiers, (site, offer, tier, slot) for burst tiers."""
+    return (i["site"], i["offer"], i["tier"]) if i["slot"] is None else (i["site"], i["offer"], i["tier"], i["slot"])
+
+
 def start_from_plan(m: PlacementModel, hm: HighsModel, plan: Plan) -> np.ndarray:
     """A vector of the model's columns holding the Plan's decisions, mapped by decision key
     (decisions the model has no column for are dropped; columns the plan does not mention are 0).
     The continuous rest is completed by :meth:`HighsModel.complete`."""
     by_name: dict[int, float] = {}
     for i in plan.instances:
-        key = (i["site"], i["offer"], i["tier"]) if i["slot"] is None else (i["site"], i["offer"], i["tier"], i["slot"])
+        key = instance_key(i)
         if key in m.n:
             by_name[m.n[key]] = float(i["count"])
     used: set[tuple[str, str]] = set()
